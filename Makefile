@@ -1,0 +1,63 @@
+# mailstore: see README.md. `make run` needs only Go; `make test` installs
+# and starts the real servers the tests use (redis-server from apt,
+# versitygw and MinIO built with `go install` at pinned versions, cached
+# under ~/.cache/mailstore-tools).
+
+GO       ?= go
+BIN      := bin
+DATA     ?= ./data
+PKGS     ?= ./...
+# The environment of the test servers: scripts/tools.sh installs what is
+# missing and prints the exports.
+# `eval` alone would hide a failure of the script, hence the && chain.
+TOOLS    = exports="$$(scripts/tools.sh $(TOOLS_FLAGS))" && eval "$$exports"
+BENCHTIME ?= 1x
+
+.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench clean tools
+
+all: build
+
+## run: the whole system in one process on the embedded backends (no Redis, no S3).
+run: build
+	$(BIN)/mailstore -target=all -data-dir=$(DATA) -demo-account=demo@example.com -log.format=text
+
+## build: the mailstore and mailctl binaries under ./bin.
+build:
+	$(GO) build -o $(BIN)/ ./cmd/mailstore ./cmd/mailctl
+
+## test: everything CI runs: lint, generated-code drift, and every test with -race against real servers.
+test: TOOLS_FLAGS = --with-protoc
+test: lint
+	@$(TOOLS) && scripts/proto-check.sh
+	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+## test-quick: unit tests without -race; tests needing servers use them if installed, else skip.
+test-quick:
+	$(GO) test -count=1 $(PKGS)
+
+## tools: install the pinned test servers (prints their paths).
+tools:
+	@scripts/tools.sh
+
+## lint: gofmt and go vet.
+lint: vet
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./... ./proto/...
+
+fmt:
+	gofmt -w $$(git ls-files '*.go' | grep -v '\.pb\.go$$')
+
+## proto: regenerate the gRPC code (checked in).
+proto:
+	scripts/proto.sh
+
+## bench: benchmarks of both metadata backends and every blob backend; see docs/benchmarks.md.
+bench:
+	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 60m \
+		./pkg/meta/localmeta/ ./pkg/meta/redismeta/ ./pkg/blob/fsblob/ ./pkg/blob/s3blob/ ./pkg/blob/grpcblob/ ./pkg/mime/ ./pkg/password/
+
+clean:
+	rm -rf $(BIN)
