@@ -339,10 +339,10 @@ type Changes interface {
 type EventKind uint8
 
 const (
-	EventAppend EventKind = iota + 1 // UIDs appended (or copied/moved in)
-	EventFlags                       // flags of UIDs changed
-	EventExpunge                     // UIDs expunged (or moved out)
-	EventMailbox                     // the mailbox was created, deleted or renamed
+	EventAppend  EventKind = iota + 1 // UIDs appended (or copied/moved in)
+	EventFlags                        // flags of UIDs changed
+	EventExpunge                      // UIDs expunged (or moved out)
+	EventMailbox                      // the mailbox was created, deleted or renamed
 )
 
 func (k EventKind) String() string {
