@@ -23,6 +23,7 @@ import (
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
+	"github.com/mailstore/mailstore/pkg/meta/metatest"
 )
 
 func execMailstore(t *testing.T, args ...string) *exec.Cmd {
@@ -58,13 +59,14 @@ func TestConcurrentProcesses(t *testing.T) {
 		name  string
 		redis func(t *testing.T) string
 		s3    string
+		extra []string
 	}{
-		{"standalone+minio", func(t *testing.T) string { return testenv.Redis(t) }, testenv.MinIO},
-		{"cluster+versitygw", func(t *testing.T) string { return strings.Join(testenv.RedisCluster(t), ",") }, testenv.VersityGW},
+		{"standalone+minio", func(t *testing.T) string { return testenv.Redis(t) }, testenv.MinIO, nil},
+		{"cluster+versitygw", func(t *testing.T) string { return strings.Join(testenv.RedisCluster(t), ",") }, testenv.VersityGW, []string{"-metadata.redis.cluster=true"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := startRedisStack(t, 4, tt.redis(t), testenv.Prefix(t), testenv.S3(t, tt.s3))
+			st := startRedisStack(t, 4, tt.redis(t), testenv.Prefix(t), testenv.S3(t, tt.s3), tt.extra...)
 			clients := clientsFor(t, st.metaAddrs)
 			acct, mboxes := setupAccount(t, clients[0], "concurrent@example.com")
 			runModelWorkers(t, 32, 25, clients, st.blobAddr, acct.ID, mboxes)
@@ -216,7 +218,7 @@ func runModelWorkers(t *testing.T, workers, ops int, clients []meta.Store, blobA
 			}
 		}
 	}
-	checkAcks(t, s, acct, mboxes, nil)
+	metatest.CheckAccount(t, s, acct)
 }
 
 func applyFlags(have []mail.Flag, op meta.FlagOp, f mail.Flag) []mail.Flag {
@@ -403,19 +405,7 @@ func TestRecover(t *testing.T) {
 	if found != len(wants) {
 		t.Errorf("recovered %d of %d messages", found, len(wants))
 	}
-	checkAcks(t, client, acct.ID, mboxes2(t, client, acct.ID, names), nil)
-}
-
-func mboxes2(t *testing.T, s meta.Store, acct mail.AccountID, names []string) []mail.MailboxID {
-	var ids []mail.MailboxID
-	for _, n := range names {
-		m, err := s.Mailbox(t.Context(), acct, n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, m.ID)
-	}
-	return ids
+	metatest.CheckAccount(t, client, acct.ID)
 }
 
 // TestBackendsDown: with the S3 server or Redis stopped, calls fail with a
@@ -462,7 +452,7 @@ func TestBackendsDown(t *testing.T) {
 	if n := messages(t, client, acct.ID); n != 2 {
 		t.Errorf("%d messages, want 2", n)
 	}
-	checkAcks(t, client, acct.ID, mboxes[:1], nil)
+	metatest.CheckAccount(t, client, acct.ID)
 
 	// Bad requests get clear errors.
 	if _, err := client.CreateMailbox(ctx, acct.ID, "a//b", ""); !errors.Is(err, mail.ErrInvalidMailboxName) && !errors.Is(err, meta.ErrInvalidArgument) {

@@ -109,7 +109,7 @@ func TestEmbedded(t *testing.T) {
 	}
 	for path, want := range map[string]string{
 		"/healthz": "ok", "/readyz": "ready",
-		"/metrics":            "mailstore_grpc_server_requests_total",
+		"/metrics":             "mailstore_grpc_server_requests_total",
 		"/debug/pprof/cmdline": "mailstore",
 	} {
 		resp, err := http.Get("http://" + p.http + path)

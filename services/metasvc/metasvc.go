@@ -93,7 +93,11 @@ func (c *Config) Validate() error {
 func OpenStore(cfg Config, dataDir string, logger *slog.Logger) (meta.Store, error) {
 	switch cfg.Backend {
 	case BackendRedis:
-		return redismeta.New(cfg.Redis, logger)
+		rc := cfg.Redis
+		if err := rc.LoadPasswordFile(); err != nil {
+			return nil, err
+		}
+		return redismeta.New(rc, logger)
 	default:
 		lc := cfg.Local
 		if lc.Path == "" {
