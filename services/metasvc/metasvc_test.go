@@ -381,4 +381,3 @@ func TestRecoverInProcess(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
-
