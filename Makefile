@@ -11,7 +11,7 @@ PKGS     ?= ./...
 # missing and prints the exports.
 # `eval` alone would hide a failure of the script, hence the && chain.
 TOOLS    = exports="$$(scripts/tools.sh $(TOOLS_FLAGS))" && eval "$$exports"
-BENCHTIME ?= 1x
+BENCHTIME ?= 1s
 
 .PHONY: all run build test test-quick check lint vet fmt proto proto-check bench clean tools
 
