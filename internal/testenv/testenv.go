@@ -1,5 +1,6 @@
 // Package testenv starts the real servers that the tests of mailstore run
-// against: redis-server (standalone and a 3-master Redis Cluster) and the S3
+// against: redis-server (standalone, a 3-master Redis Cluster, and a master with a
+// replica under three Sentinels) and the S3
 // servers versitygw and MinIO. Backends claim to work only when they pass
 // their conformance suite against the real thing, so every test package that
 // needs a server calls testenv.Main from its TestMain and asks for the server
