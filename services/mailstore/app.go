@@ -21,9 +21,11 @@ import (
 
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/blob/grpcblob"
+	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/pkg/meta"
 	"github.com/mailstore/mailstore/pkg/meta/grpcmeta"
 	"github.com/mailstore/mailstore/services/blobsvc"
+	"github.com/mailstore/mailstore/services/imapgw"
 	"github.com/mailstore/mailstore/services/metasvc"
 )
 
@@ -79,6 +81,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		blobClient: a.initBlobClient,
 		Metadata:   a.initMetadata,
 		Blob:       a.initBlob,
+		IMAP:       a.initIMAP,
 		TargetAll:  func() error { return nil },
 	}
 	for _, m := range order(expand(targets)) {
@@ -289,5 +292,32 @@ func (a *App) initBlob() error {
 	g := a.newGRPCServer()
 	blobsvc.New(a.blobStore, a.logger.With("component", Blob)).Register(g)
 	a.serveGRPC(Blob, g, ln, nil)
+	return nil
+}
+
+func (a *App) initIMAP() error {
+	logger := a.logger.With("component", IMAP)
+	ing, err := ingest.New(a.cfg.Ingest, ingest.Deps{Meta: a.metaCli, Blobs: a.blobCli, Logger: logger})
+	if err != nil {
+		return err
+	}
+	gw, err := imapgw.New(a.cfg.IMAP, imapgw.Deps{Meta: a.metaCli, Auth: a.metaCli, Blobs: a.blobCli, Ingest: ing, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := a.listen(IMAP, a.cfg.IMAP.ListenAddress)
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, ln.Close)
+	a.runs = append(a.runs, namedRun{IMAP, func(ctx context.Context) error { return gw.Serve(ctx, ln, false) }})
+	if gw.TLSEnabled() && a.cfg.IMAP.TLSListenAddress != "" {
+		tln, err := a.listen(IMAP+"-tls", a.cfg.IMAP.TLSListenAddress)
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, tln.Close)
+		a.runs = append(a.runs, namedRun{IMAP + "-tls", func(ctx context.Context) error { return gw.Serve(ctx, tln, true) }})
+	}
 	return nil
 }

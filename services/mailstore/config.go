@@ -10,7 +10,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/services/blobsvc"
+	"github.com/mailstore/mailstore/services/imapgw"
 	"github.com/mailstore/mailstore/services/metasvc"
 )
 
@@ -25,6 +27,8 @@ type Config struct {
 
 	Metadata metasvc.Config
 	Blob     blobsvc.Config
+	IMAP     imapgw.Config
+	Ingest   ingest.Config
 }
 
 // ServerConfig is the HTTP server of every process: /healthz, /readyz,
@@ -57,6 +61,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.Log.Format, "log.format", "json", "Log format: json or text.")
 	c.Metadata.RegisterFlags(f)
 	c.Blob.RegisterFlags(f)
+	c.IMAP.RegisterFlags(f)
+	c.Ingest.RegisterFlags(f)
 }
 
 // Validate checks the configuration, naming the setting at fault.
@@ -89,6 +95,14 @@ func (c *Config) Validate() error {
 	}
 	if run[Blob] {
 		if err := c.Blob.Validate(); err != nil {
+			return err
+		}
+	}
+	if run[IMAP] {
+		if err := c.IMAP.Validate(); err != nil {
+			return err
+		}
+		if err := c.Ingest.Validate(); err != nil {
 			return err
 		}
 	}

@@ -16,6 +16,7 @@ const (
 	TargetAll = "all"
 	Metadata  = "metadata"
 	Blob      = "blob"
+	IMAP      = "imap"
 
 	// Internal modules, never targets of their own.
 	httpServer = "http-server"
@@ -27,7 +28,8 @@ const (
 
 // deps is the dependency map. "all" lists only dependencies.
 var deps = map[string][]string{
-	TargetAll:  {Metadata, Blob},
+	TargetAll:  {Metadata, Blob, IMAP},
+	IMAP:       {httpServer, metaClient, blobClient},
 	Metadata:   {httpServer, metaStore, blobClient},
 	Blob:       {httpServer, blobStore},
 	httpServer: nil,
@@ -38,7 +40,7 @@ var deps = map[string][]string{
 }
 
 // userTargets can be named in -target.
-var userTargets = []string{TargetAll, Metadata, Blob}
+var userTargets = []string{TargetAll, Metadata, Blob, IMAP}
 
 // Targets lists the names -target accepts.
 func Targets() []string { return slices.Clone(userTargets) }

@@ -58,7 +58,8 @@ type Decoder struct {
 	MaxLine int
 	// MaxLiteral bounds a literal read whole into memory (String, AString).
 	MaxLiteral int64
-	line       int // bytes of the current line so far
+	line       int  // bytes of the current line so far
+	eol        bool // the last thing read was the end of a line
 }
 
 // NewDecoder returns a decoder reading from r.
@@ -67,7 +68,7 @@ func NewDecoder(r *bufio.Reader) *Decoder {
 }
 
 // Reset starts a new command line.
-func (d *Decoder) Reset() { d.line = 0 }
+func (d *Decoder) Reset() { d.line, d.eol = 0, false }
 
 func (d *Decoder) readByte() (byte, error) {
 	b, err := d.r.ReadByte()
@@ -75,6 +76,7 @@ func (d *Decoder) readByte() (byte, error) {
 		return 0, err
 	}
 	d.line++
+	d.eol = false
 	if d.MaxLine > 0 && d.line > d.MaxLine {
 		return 0, ErrLineTooLong
 	}
@@ -139,20 +141,26 @@ func (d *Decoder) CRLF() error {
 		d.unreadByte()
 		return syntaxf("expected end of line, got %q", b)
 	}
+	d.eol = true
 	return nil
 }
 
 // SkipLine discards the rest of the line (after an error), without
 // honouring literals: a client that sent a bad command gets BAD and its
 // pending non-synchronizing literal bytes are read as lines, which is what
-// other servers do too. It fails on over-long lines.
+// other servers do too. It fails on over-long lines, and does nothing when
+// the line was already read to its end.
 func (d *Decoder) SkipLine() error {
+	if d.eol {
+		return nil // the line was read to its end already
+	}
 	for {
 		b, err := d.readByte()
 		if err != nil {
 			return err
 		}
 		if b == '\n' {
+			d.eol = true
 			return nil
 		}
 	}
@@ -348,7 +356,7 @@ func (d *Decoder) StartLiteral(lit Literal) error {
 // the caller must read it to the end before decoding further. The line
 // length count starts again after it.
 func (d *Decoder) LiteralReader(n int64) io.Reader {
-	d.line = 0
+	d.line, d.eol = 0, false
 	return io.LimitReader(d.r, n)
 }
 
@@ -356,7 +364,7 @@ func (d *Decoder) LiteralReader(n int64) io.Reader {
 // anyway (non-synchronizing).
 func (d *Decoder) DiscardLiteral(n int64) error {
 	_, err := io.CopyN(io.Discard, d.r, n)
-	d.line = 0
+	d.line, d.eol = 0, false
 	return err
 }
 
@@ -376,7 +384,7 @@ func (d *Decoder) literal() (string, error) {
 	if _, err := io.ReadFull(d.r, buf); err != nil {
 		return "", err
 	}
-	d.line = 0
+	d.line, d.eol = 0, false
 	if !lit.Binary {
 		for _, b := range buf {
 			if b == 0 {

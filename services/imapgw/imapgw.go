@@ -1,0 +1,177 @@
+// Package imapgw is the IMAP gateway: IMAP4rev2 (RFC 9051) and IMAP4rev1
+// (RFC 3501) with the extensions real clients use, over the metadata and
+// blob services. It is stateless: a session holds only its view of the
+// selected mailbox (the sequence-number map and the changes it has yet to
+// announce), and any session of any account may land on any pod.
+//
+// The protocol layer is ours (go-imap's server lacks CONDSTORE, QRESYNC,
+// NOTIFY and a way to add commands): the wire package reads and writes the
+// syntax; one file per command family implements the commands; view.go
+// keeps a session's sequence map; hub.go holds one metadata Watch per
+// account with sessions on this pod and signals those sessions, which then
+// catch up from the change log (so a lost event is never a lost change).
+package imapgw
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/mailstore/mailstore/pkg/blob"
+	"github.com/mailstore/mailstore/pkg/ingest"
+	"github.com/mailstore/mailstore/pkg/meta"
+)
+
+// Config configures the gateway.
+type Config struct {
+	ListenAddress    string
+	TLSListenAddress string
+	CertFile         string
+	KeyFile          string
+	// AllowPlaintextAuth allows LOGIN and AUTHENTICATE without TLS from
+	// any client; loopback clients are always allowed.
+	AllowPlaintextAuth bool
+	MaxLineLength      int
+	// MaxLiteral bounds a literal that is not a message (APPEND literals
+	// are bounded by the ingest limit, announced as APPENDLIMIT).
+	MaxLiteral     int64
+	IdleTimeout    time.Duration // autologout (RFC 9051: at least 30 min)
+	CommandTimeout time.Duration
+}
+
+// RegisterFlags registers the gateway's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.ListenAddress, "imap.listen-address", "127.0.0.1:1143", "IMAP listen address (plain, with STARTTLS when a certificate is set).")
+	f.StringVar(&c.TLSListenAddress, "imap.tls-listen-address", "127.0.0.1:1993", "IMAP implicit-TLS listen address; used only when -imap.tls.cert-file is set.")
+	f.StringVar(&c.CertFile, "imap.tls.cert-file", "", "PEM certificate chain for STARTTLS and implicit TLS.")
+	f.StringVar(&c.KeyFile, "imap.tls.key-file", "", "PEM private key of the certificate.")
+	f.BoolVar(&c.AllowPlaintextAuth, "imap.allow-plaintext-auth", false, "Allow authentication without TLS from non-loopback clients.")
+	f.IntVar(&c.MaxLineLength, "imap.max-line-length", 64<<10, "Longest command line, in bytes, outside literals.")
+	f.Int64Var(&c.MaxLiteral, "imap.max-literal", 1<<20, "Largest literal that is not a message body (e.g. a SEARCH string).")
+	f.DurationVar(&c.IdleTimeout, "imap.idle-timeout", 30*time.Minute, "Autologout timer: how long a session may stay silent (IDLE included).")
+	f.DurationVar(&c.CommandTimeout, "imap.command-timeout", 2*time.Minute, "Deadline of one command's work against the metadata and blob services.")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	if c.ListenAddress == "" {
+		return errors.New("-imap.listen-address: must not be empty")
+	}
+	if (c.CertFile == "") != (c.KeyFile == "") {
+		return errors.New("-imap.tls.cert-file and -imap.tls.key-file: set both or neither")
+	}
+	if c.MaxLineLength < 1024 {
+		return errors.New("-imap.max-line-length: must be at least 1024")
+	}
+	if c.IdleTimeout < time.Minute {
+		return errors.New("-imap.idle-timeout: must be at least 1m")
+	}
+	if c.CommandTimeout <= 0 {
+		return errors.New("-imap.command-timeout: must be positive")
+	}
+	return nil
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Meta   meta.Store
+	Auth   meta.Authenticator
+	Blobs  blob.Store
+	Ingest *ingest.Ingester
+	Logger *slog.Logger
+}
+
+// Gateway serves IMAP.
+type Gateway struct {
+	cfg    Config
+	deps   Deps
+	logger *slog.Logger
+	tls    *tls.Config
+	hub    *hub
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	wg       sync.WaitGroup
+}
+
+// New builds a gateway; Serve and Run start it.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sessions: map[*session]struct{}{}}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("-imap.tls.cert-file: %w", err)
+		}
+		g.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	g.hub = newHub(deps.Meta, deps.Logger)
+	return g, nil
+}
+
+// TLSEnabled reports whether a certificate is configured.
+func (g *Gateway) TLSEnabled() bool { return g.tls != nil }
+
+// Serve accepts connections on ln until ctx ends; implicit makes every
+// connection start with a TLS handshake.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) error {
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				g.shutdown()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if implicit {
+			c = tls.Server(c, g.tls)
+		}
+		s := newSession(ctx, g, c, implicit)
+		g.mu.Lock()
+		g.sessions[s] = struct{}{}
+		g.wg.Add(1)
+		g.mu.Unlock()
+		go func() {
+			defer g.wg.Done()
+			s.serve()
+			g.mu.Lock()
+			delete(g.sessions, s)
+			g.mu.Unlock()
+		}()
+	}
+}
+
+// shutdown tells every session to end and waits for them.
+func (g *Gateway) shutdown() {
+	g.mu.Lock()
+	for s := range g.sessions {
+		s.shutdown()
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+	g.hub.close()
+}
