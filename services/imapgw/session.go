@@ -48,8 +48,8 @@ type session struct {
 	tls    bool
 	remote string
 
-	acct  meta.Account
-	sel   *view
+	acct meta.Account
+	sel  *view
 	// saved is the SEARCHRES result ($), as UIDs (RFC 5182).
 	saved mail.UIDSet
 	watch *hubSub

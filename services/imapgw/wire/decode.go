@@ -23,7 +23,9 @@ type SyntaxError struct{ Msg string }
 
 func (e *SyntaxError) Error() string { return e.Msg }
 
-func syntaxf(format string, args ...any) error { return &SyntaxError{Msg: fmt.Sprintf(format, args...)} }
+func syntaxf(format string, args ...any) error {
+	return &SyntaxError{Msg: fmt.Sprintf(format, args...)}
+}
 
 // ErrLineTooLong: a command line exceeded the limit. The rest of the line
 // is unknown, so the connection should be closed after answering.
