@@ -1,0 +1,281 @@
+package imapgw
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mailstore/mailstore/pkg/mail"
+)
+
+func login(t *testing.T, addr, user string) *raw {
+	t.Helper()
+	c := dialRaw(t, addr)
+	c.ok("LOGIN %s pw", user)
+	return c
+}
+
+func TestMailboxCommands(t *testing.T) {
+	e := newEnv(t)
+	e.account("mb@example.com")
+	c := login(t, e.gateway(nil), "mb@example.com")
+
+	c.ok("CREATE Projects/2026/Q4")
+	lines := c.ok(`LIST "" "*"`)
+	for _, want := range []string{
+		`* LIST (\HasNoChildren) "/" INBOX`,
+		`* LIST (\HasChildren) "/" Projects`,
+		`* LIST (\HasChildren) "/" Projects/2026`,
+		`* LIST (\HasNoChildren) "/" Projects/2026/Q4`,
+		`* LIST (\HasNoChildren \Sent) "/" Sent`,
+	} {
+		if !has(lines, want) {
+			t.Errorf("LIST lacks %q: %q", want, lines)
+		}
+	}
+	lines = c.ok("%s", `LIST "" "%"`)
+	if has(lines, "Projects/2026") || !has(lines, `"/" Projects`) {
+		t.Errorf(`LIST "%%": %q`, lines)
+	}
+	lines = c.ok(`LIST "" ""`)
+	if !has(lines, `* LIST (\Noselect) "/" ""`) {
+		t.Errorf("LIST delimiter: %q", lines)
+	}
+	if _, tagged := c.cmd("CREATE INBOX"); !strings.Contains(tagged, "NO") {
+		t.Errorf("CREATE INBOX: %s", tagged)
+	}
+	if _, tagged := c.cmd("CREATE Projects"); !strings.Contains(tagged, "NO [ALREADYEXISTS]") {
+		t.Errorf("CREATE existing: %s", tagged)
+	}
+	c.ok(`CREATE "Important Stuff" (USE (\Flagged))`)
+	lines = c.ok(`LIST (SPECIAL-USE) "" "*"`)
+	if !has(lines, `\Flagged) "/" "Important Stuff"`) || has(lines, "INBOX") {
+		t.Errorf("LIST SPECIAL-USE: %q", lines)
+	}
+	c.ok("SUBSCRIBE Projects/2026/Q4")
+	c.ok("SUBSCRIBE Ghost")
+	lines = c.ok(`LIST (SUBSCRIBED) "" "*" RETURN (CHILDREN)`)
+	if !has(lines, `\Subscribed) "/" Projects/2026/Q4`) || !has(lines, `(\NonExistent \HasNoChildren \Subscribed) "/" Ghost`) {
+		t.Errorf("LIST SUBSCRIBED: %q", lines)
+	}
+	lines = c.ok(`LSUB "" "*"`)
+	if !has(lines, `* LSUB () "/" Projects/2026/Q4`) || !has(lines, `* LSUB (\Noselect) "/" Ghost`) {
+		t.Errorf("LSUB: %q", lines)
+	}
+	c.ok("RENAME Projects Archive/Projects")
+	lines = c.ok(`LIST "" "Archive/*"`)
+	if !has(lines, "Archive/Projects/2026/Q4") {
+		t.Errorf("after RENAME: %q", lines)
+	}
+	c.ok("DELETE Archive/Projects")
+	lines = c.ok(`LIST "" "Archive/*"`)
+	if !has(lines, `(\Noselect \HasChildren) "/" Archive/Projects`) {
+		t.Errorf("DELETE of a mailbox with children: %q", lines)
+	}
+	if _, tagged := c.cmd("DELETE INBOX"); !strings.Contains(tagged, "NO") {
+		t.Errorf("DELETE INBOX: %s", tagged)
+	}
+	if _, tagged := c.cmd("DELETE Nope"); !strings.Contains(tagged, "NO [NONEXISTENT]") {
+		t.Errorf("DELETE missing: %s", tagged)
+	}
+	lines = c.ok("STATUS INBOX (MESSAGES UIDNEXT UIDVALIDITY UNSEEN SIZE DELETED HIGHESTMODSEQ)")
+	if !has(lines, "* STATUS INBOX (MESSAGES 0 UIDNEXT 1 UIDVALIDITY ") || !has(lines, "DELETED 0") {
+		t.Errorf("STATUS: %q", lines)
+	}
+	lines = c.ok(`LIST "" "INBOX" RETURN (STATUS (MESSAGES UNSEEN))`)
+	if !has(lines, "* STATUS INBOX (MESSAGES 0 UNSEEN 0)") {
+		t.Errorf("LIST-STATUS: %q", lines)
+	}
+	// Modified UTF-7 for rev1 clients, UTF-8 after ENABLE UTF8=ACCEPT.
+	c.ok("CREATE Entw&APw-rfe")
+	lines = c.ok(`LIST "" "Entw*"`)
+	if !has(lines, `"/" Entw&APw-rfe`) {
+		t.Errorf("mUTF-7 LIST: %q", lines)
+	}
+	c.ok("ENABLE UTF8=ACCEPT")
+	lines = c.ok(`LIST "" "Entw*"`)
+	if !has(lines, `"/" "Entwürfe"`) {
+		t.Errorf("UTF-8 LIST: %q", lines)
+	}
+}
+
+func TestStoreCopyMoveExpungeAppend(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("msg@example.com")
+	for range 3 {
+		e.deliver(a, mail.Inbox, msg1)
+	}
+	c := login(t, e.gateway(nil), "msg@example.com")
+	c.ok("ENABLE CONDSTORE")
+	c.ok("SELECT INBOX")
+
+	lines := c.ok(`STORE 1:2 +FLAGS (\Seen $Work)`)
+	if !has(lines, `* 1 FETCH (FLAGS ($Work \Seen) MODSEQ (`) || !has(lines, "* 2 FETCH") {
+		t.Fatalf("STORE: %q", lines)
+	}
+	lines = c.ok(`STORE 1 -FLAGS.SILENT (\Seen)`)
+	if has(lines, "FETCH") {
+		t.Errorf("silent STORE answered FETCH: %q", lines)
+	}
+	lines = c.ok(`UID STORE 3 FLAGS (\Flagged)`)
+	if !has(lines, `* 3 FETCH (FLAGS (\Flagged) UID 3`) {
+		t.Errorf("UID STORE: %q", lines)
+	}
+	_, tagged := c.cmd(`STORE 2 (UNCHANGEDSINCE 1) +FLAGS (\Answered)`)
+	if !strings.Contains(tagged, "OK [MODIFIED 2]") {
+		t.Errorf("UNCHANGEDSINCE conflict: %s", tagged)
+	}
+	if _, tagged := c.cmd(`STORE 9 +FLAGS (\Seen)`); !strings.Contains(tagged, "BAD") {
+		t.Errorf("STORE out of range: %s", tagged)
+	}
+	_, tagged = c.cmd("COPY 1:2 Archive")
+	if !strings.Contains(tagged, "OK [COPYUID ") || !strings.Contains(tagged, " 1:2 1:2]") {
+		t.Errorf("COPY: %s", tagged)
+	}
+	if _, tagged := c.cmd("COPY 1 Nowhere"); !strings.Contains(tagged, "NO [TRYCREATE]") {
+		t.Errorf("COPY to missing: %s", tagged)
+	}
+	lines = c.ok("MOVE 2 Trash")
+	if !has(lines, "* OK [COPYUID ") || !has(lines, "* 2 EXPUNGE") {
+		t.Errorf("MOVE: %q", lines)
+	}
+	c.ok(`STORE 1 +FLAGS (\Deleted)`)
+	lines = c.ok("EXPUNGE")
+	if !has(lines, "* 1 EXPUNGE") {
+		t.Errorf("EXPUNGE: %q", lines)
+	}
+	lines = c.ok("NOOP")
+	if has(lines, "EXPUNGE") || has(lines, "EXISTS") {
+		t.Errorf("own changes repeated: %q", lines)
+	}
+
+	// APPEND with a synchronizing literal, flags and a date.
+	body := "Subject: appended\r\n\r\nhello\r\n"
+	c.send(fmt.Sprintf("a1 APPEND INBOX (\\Seen) \"14-Jul-2025 02:44:25 +0200\" {%d}\r\n", len(body)))
+	if l := c.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("continuation: %q", l)
+	}
+	c.send(body + "\r\n")
+	lines, tagged = c.until("a1")
+	if !strings.Contains(tagged, "OK [APPENDUID ") || !has(lines, "EXISTS") {
+		t.Fatalf("APPEND: %q %s", lines, tagged)
+	}
+	// LITERAL+ into another mailbox, and a refused one.
+	c.send(fmt.Sprintf("a2 APPEND Drafts {%d+}\r\n%s\r\n", len(body), body))
+	if _, tagged := c.until("a2"); !strings.Contains(tagged, "OK [APPENDUID ") {
+		t.Fatalf("APPEND LITERAL+: %s", tagged)
+	}
+	c.send(fmt.Sprintf("a3 APPEND Nowhere {%d+}\r\n%s\r\n", len(body), body))
+	if _, tagged := c.until("a3"); !strings.Contains(tagged, "NO [TRYCREATE]") {
+		t.Fatalf("APPEND to missing: %s", tagged)
+	}
+	c.send("a4 APPEND INBOX {999999999}\r\n")
+	if _, tagged := c.until("a4"); !strings.Contains(tagged, "NO [TOOBIG]") {
+		t.Fatalf("APPEND too big: %s", tagged)
+	}
+	c.ok("NOOP")
+	lines = c.ok("STATUS Drafts (MESSAGES)")
+	if !has(lines, "MESSAGES 1") {
+		t.Errorf("Drafts after APPEND: %q", lines)
+	}
+}
+
+func TestCrossGatewayIdle(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("idle@example.com")
+	e.deliver(a, mail.Inbox, msg1)
+	gw1, gw2 := e.gateway(nil), e.gateway(nil)
+	watcher := login(t, gw2, "idle@example.com")
+	watcher.ok("SELECT INBOX")
+	watcher.send("i1 IDLE\r\n")
+	if l := watcher.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	writer := login(t, gw1, "idle@example.com")
+	writer.ok("SELECT INBOX")
+	body := "Subject: new\r\n\r\nx\r\n"
+	writer.send(fmt.Sprintf("w1 APPEND INBOX {%d+}\r\n%s\r\n", len(body), body))
+	writer.until("w1")
+	if l := watcher.line(); l != "* 2 EXISTS" {
+		t.Fatalf("IDLE got %q, want * 2 EXISTS", l)
+	}
+	writer.ok(`STORE 1 +FLAGS (\Deleted)`)
+	if l := watcher.line(); !strings.HasPrefix(l, `* 1 FETCH (FLAGS (\Deleted) UID 1`) {
+		t.Fatalf("IDLE got %q, want a FETCH FLAGS", l)
+	}
+	writer.ok("EXPUNGE")
+	if l := watcher.line(); l != "* 1 EXPUNGE" {
+		t.Fatalf("IDLE got %q, want * 1 EXPUNGE", l)
+	}
+	watcher.send("DONE\r\n")
+	if _, tagged := watcher.until("i1"); !strings.Contains(tagged, "OK") {
+		t.Fatalf("IDLE end: %s", tagged)
+	}
+	// EXPUNGE is held back during a non-UID command that uses sequence
+	// numbers, and sent at the next allowed point.
+	writer.ok(`STORE 1 +FLAGS (\Deleted)`)
+	writer.ok("EXPUNGE")
+	waitFor(t, func() bool {
+		m, _ := e.store.Mailbox(t.Context(), a.ID, mail.Inbox)
+		return m.Messages == 0
+	})
+	lines := watcher.ok(`STORE 1 +FLAGS (\Seen)`)
+	if has(lines, "EXPUNGE") {
+		t.Fatalf("EXPUNGE sent during STORE: %q", lines)
+	}
+	lines = watcher.ok("NOOP")
+	if !has(lines, "* 1 EXPUNGE") {
+		t.Fatalf("EXPUNGE not sent at NOOP: %q", lines)
+	}
+}
+
+func TestQresyncSelect(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("qr@example.com")
+	for range 4 {
+		e.deliver(a, mail.Inbox, msg1)
+	}
+	c := login(t, e.gateway(nil), "qr@example.com")
+	c.ok("ENABLE QRESYNC")
+	lines := c.ok("SELECT INBOX")
+	var uv, hms string
+	for _, l := range lines {
+		fmt.Sscanf(l, "* OK [UIDVALIDITY %s", &uv)
+		fmt.Sscanf(l, "* OK [HIGHESTMODSEQ %s", &hms)
+	}
+	uv, hms = strings.TrimSuffix(uv, "]"), strings.TrimSuffix(hms, "]")
+	c.ok("LOGOUT")
+
+	// Changes while the client is away, through another pod.
+	other := login(t, e.gateway(nil), "qr@example.com")
+	other.ok("SELECT INBOX")
+	other.ok(`STORE 2 +FLAGS (\Flagged)`)
+	other.ok(`STORE 3 +FLAGS (\Deleted)`)
+	other.ok("EXPUNGE")
+
+	c = login(t, e.gateway(nil), "qr@example.com")
+	c.ok("ENABLE QRESYNC")
+	lines = c.ok("SELECT INBOX (QRESYNC (%s %s 1:4))", uv, hms)
+	if !has(lines, "* VANISHED (EARLIER) 3") {
+		t.Errorf("no VANISHED (EARLIER): %q", lines)
+	}
+	if !has(lines, `* 2 FETCH (FLAGS (\Flagged) UID 2 MODSEQ (`) {
+		t.Errorf("no changed flags: %q", lines)
+	}
+	if has(lines, "UID 1 MODSEQ") {
+		t.Errorf("unchanged message reported: %q", lines)
+	}
+}
+
+// waitFor polls cond until it holds (a condition wait, bounded at 10s).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached within 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
