@@ -24,7 +24,7 @@ func cmdStartTLS(s *session, _ context.Context, cmd *command) error {
 	if err := s.endCommand(); err != nil {
 		return err
 	}
-	if s.gw.tls == nil || s.tls {
+	if s.gw.tls == nil || s.tls || s.compressed {
 		return no("", "TLS not available")
 	}
 	// Nothing the client pipelined after STARTTLS may be used (RFC 9051

@@ -29,6 +29,9 @@ type env struct {
 	blobs blob.Store
 	ing   *ingest.Ingester
 	auth  meta.Authenticator
+	// tlsAddr is the implicit-TLS address of the last gateway started
+	// with a certificate.
+	tlsAddr string
 }
 
 func newEnv(t *testing.T) *env {
@@ -57,7 +60,7 @@ func newEnv(t *testing.T) *env {
 // gateway starts a gateway and returns its address.
 func (e *env) gateway(mod func(*Config)) string {
 	e.t.Helper()
-	cfg := Config{MaxLineLength: 64 << 10, MaxLiteral: 1 << 20, IdleTimeout: 30 * time.Minute, CommandTimeout: time.Minute, ListenAddress: "x"}
+	cfg := Config{MaxLineLength: 64 << 10, MaxLiteral: 1 << 20, IdleTimeout: 30 * time.Minute, CommandTimeout: time.Minute, ListenAddress: "x", AllowPlaintextLoopback: true}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -73,6 +76,16 @@ func (e *env) gateway(mod func(*Config)) string {
 	done := make(chan struct{})
 	go func() { defer close(done); _ = g.Serve(ctx, ln, false) }()
 	e.t.Cleanup(func() { cancel(); <-done })
+	if g.TLSEnabled() {
+		tln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		tdone := make(chan struct{})
+		go func() { defer close(tdone); _ = g.Serve(ctx, tln, true) }()
+		e.t.Cleanup(func() { cancel(); <-tdone })
+		e.tlsAddr = tln.Addr().String()
+	}
 	return ln.Addr().String()
 }
 

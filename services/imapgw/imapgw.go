@@ -37,6 +37,9 @@ type Config struct {
 	// AllowPlaintextAuth allows LOGIN and AUTHENTICATE without TLS from
 	// any client; loopback clients are always allowed.
 	AllowPlaintextAuth bool
+	// AllowPlaintextLoopback allows it from loopback clients (the
+	// default: a local client's traffic does not cross a network).
+	AllowPlaintextLoopback bool
 	MaxLineLength      int
 	// MaxLiteral bounds a literal that is not a message (APPEND literals
 	// are bounded by the ingest limit, announced as APPENDLIMIT).
@@ -51,7 +54,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.TLSListenAddress, "imap.tls-listen-address", "127.0.0.1:1993", "IMAP implicit-TLS listen address; used only when -imap.tls.cert-file is set.")
 	f.StringVar(&c.CertFile, "imap.tls.cert-file", "", "PEM certificate chain for STARTTLS and implicit TLS.")
 	f.StringVar(&c.KeyFile, "imap.tls.key-file", "", "PEM private key of the certificate.")
-	f.BoolVar(&c.AllowPlaintextAuth, "imap.allow-plaintext-auth", false, "Allow authentication without TLS from non-loopback clients.")
+	f.BoolVar(&c.AllowPlaintextAuth, "imap.allow-plaintext-auth", false, "Allow authentication without TLS from any client.")
+	f.BoolVar(&c.AllowPlaintextLoopback, "imap.allow-plaintext-loopback", true, "Allow authentication without TLS from loopback clients.")
 	f.IntVar(&c.MaxLineLength, "imap.max-line-length", 64<<10, "Longest command line, in bytes, outside literals.")
 	f.Int64Var(&c.MaxLiteral, "imap.max-literal", 1<<20, "Largest literal that is not a message body (e.g. a SEARCH string).")
 	f.DurationVar(&c.IdleTimeout, "imap.idle-timeout", 30*time.Minute, "Autologout timer: how long a session may stay silent (IDLE included).")

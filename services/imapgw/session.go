@@ -44,9 +44,10 @@ type session struct {
 	cancel context.CancelFunc
 	logger *slog.Logger
 
-	state  state
-	tls    bool
-	remote string
+	state      state
+	tls        bool
+	compressed bool
+	remote     string
 
 	acct meta.Account
 	sel  *view
@@ -117,7 +118,7 @@ func (s *session) isLoopback() bool {
 
 // plaintextAllowed reports whether LOGIN and AUTHENTICATE may be used.
 func (s *session) plaintextAllowed() bool {
-	return s.tls || s.gw.cfg.AllowPlaintextAuth || s.isLoopback()
+	return s.tls || s.gw.cfg.AllowPlaintextAuth || (s.gw.cfg.AllowPlaintextLoopback && s.isLoopback())
 }
 
 func (s *session) serve() {
