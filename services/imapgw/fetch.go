@@ -218,8 +218,35 @@ func cmdFetch(s *session, ctx context.Context, cmd *command) error {
 func uidsMin(s mail.UIDSet) mail.UID { return s[0].Start }
 func uidsMax(s mail.UIDSet) mail.UID { return s[len(s)-1].Stop }
 
-// writeFetch writes one "* seq FETCH (...)" response.
+// writeFetch writes one "* seq FETCH (...)" response. Every section is
+// opened (located, its blob range opened, BINARY decoded) before the line
+// starts, so a failure is a clean NO, never half a response.
 func (s *session) writeFetch(ctx context.Context, seq int, e meta.Entry, items *fetchItems, flagsChanged bool) error {
+	var contents []*imapbody.Content
+	defer func() {
+		for _, c := range contents {
+			c.Close()
+		}
+	}()
+	if len(items.sections) > 0 {
+		st, err := mime.UnmarshalStructure(e.Structure)
+		if err != nil {
+			return err
+		}
+		r := imapbody.ReadRangeFunc(func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
+			return s.gw.deps.Blobs.Get(ctx, s.acct.ID, e.Blob, blob.Range{Offset: off, Length: n})
+		})
+		for _, att := range items.sections {
+			c, err := imapbody.Open(ctx, r, st, att)
+			if errors.Is(err, imapbody.ErrUnknownCTE) {
+				return no("UNKNOWN-CTE", "Cannot decode the part's transfer encoding")
+			}
+			if err != nil {
+				return err
+			}
+			contents = append(contents, c)
+		}
+	}
 	enc := s.enc
 	enc.Raw("* ").Number(uint64(seq)).Raw(" FETCH (")
 	sep := func() {}
@@ -281,17 +308,11 @@ func (s *session) writeFetch(ctx context.Context, seq int, e meta.Entry, items *
 		enc.Raw("BODYSTRUCTURE ")
 		imapbody.WriteBodyStructure(enc, st, true)
 	}
-	for _, att := range items.sections {
+	for i, att := range items.sections {
 		sep()
 		enc.Raw(att.Name).SP()
-		r := imapbody.ReadRangeFunc(func(ctx context.Context, off, n int64) (io.ReadCloser, error) {
-			return s.gw.deps.Blobs.Get(ctx, s.acct.ID, e.Blob, blob.Range{Offset: off, Length: n})
-		})
-		if err := imapbody.WriteSection(ctx, enc, r, st, att); err != nil {
-			if errors.Is(err, imapbody.ErrUnknownCTE) {
-				return no("UNKNOWN-CTE", "Cannot decode the part's transfer encoding")
-			}
-			// Bytes of a literal may be on the wire already: the
+		if err := contents[i].Encode(enc); err != nil {
+			// Bytes of a literal are on the wire already: the
 			// connection cannot go on.
 			return &statusError{text: "Cannot read message body", closeConn: true}
 		}

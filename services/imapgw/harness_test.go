@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"path/filepath"
 	"strings"
@@ -24,7 +25,7 @@ import (
 // one or more gateways on loopback. End-to-end tests over real processes,
 // Redis and S3 live in cmd/mailstore.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	store meta.Store
 	blobs blob.Store
 	ing   *ingest.Ingester
@@ -34,7 +35,7 @@ type env struct {
 	tlsAddr string
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := localmeta.Open(localmeta.Config{Path: filepath.Join(dir, "meta.db")}, nil, localmeta.WithNoSync())
@@ -60,11 +61,17 @@ func newEnv(t *testing.T) *env {
 // gateway starts a gateway and returns its address.
 func (e *env) gateway(mod func(*Config)) string {
 	e.t.Helper()
+	return e.gatewayWithLogger(mod, nil)
+}
+
+// gatewayWithLogger is gateway with the gateway's logger.
+func (e *env) gatewayWithLogger(mod func(*Config), logger *slog.Logger) string {
+	e.t.Helper()
 	cfg := Config{MaxLineLength: 64 << 10, MaxLiteral: 1 << 20, IdleTimeout: 30 * time.Minute, CommandTimeout: time.Minute, ListenAddress: "x", AllowPlaintextLoopback: true}
 	if mod != nil {
 		mod(&cfg)
 	}
-	g, err := New(cfg, Deps{Meta: e.store, Auth: e.auth, Blobs: e.blobs, Ingest: e.ing})
+	g, err := New(cfg, Deps{Meta: e.store, Auth: e.auth, Blobs: e.blobs, Ingest: e.ing, Logger: logger})
 	if err != nil {
 		e.t.Fatal(err)
 	}
