@@ -3,8 +3,13 @@ package imapgw
 import (
 	"context"
 	"encoding/base64"
+	"errors"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/mailstore/mailstore/pkg/mail"
 )
@@ -164,4 +169,35 @@ func pollUntil(t *testing.T, c *raw, want string) []string {
 	}
 	t.Fatalf("no %q after 200 NOOPs", want)
 	return nil
+}
+
+// TestClientStopsReading: a client that sends commands and never reads
+// the answers is dropped after the write timeout; others are served.
+func TestClientStopsReading(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("slow@example.com")
+	big := "Subject: big\r\n\r\n" + strings.Repeat("x", 1<<20) + "\r\n"
+	e.deliver(a, mail.Inbox, big)
+	addr := e.gateway(func(c *Config) { c.WriteTimeout = 200 * time.Millisecond })
+	c := dialRaw(t, addr)
+	c.ok("LOGIN slow@example.com pw")
+	c.ok("SELECT INBOX")
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4096)
+	}
+	for range 50 {
+		c.send("f FETCH 1 BODY.PEEK[]\r\n")
+	}
+	// The gateway gives up on this client while it does not read: the
+	// session ends, and a new session works meanwhile.
+	other := dialRaw(t, addr)
+	other.ok("LOGIN slow@example.com pw")
+	waitFor(t, func() bool { return e.gws[0].sessionCount() == 1 })
+	other.ok("NOOP")
+	c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	// The close shows as EOF, or as a reset since the client left data
+	// unread; a timeout would mean the session still hangs.
+	if _, err := io.Copy(io.Discard, c.conn); err != nil && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("the stalled session was not closed: %v", err)
+	}
 }

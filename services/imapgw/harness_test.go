@@ -30,6 +30,8 @@ type env struct {
 	blobs blob.Store
 	ing   *ingest.Ingester
 	auth  meta.Authenticator
+	// gws are the gateways started, in order.
+	gws []*Gateway
 	// tlsAddr is the implicit-TLS address of the last gateway started
 	// with a certificate.
 	tlsAddr string
@@ -67,7 +69,7 @@ func (e *env) gateway(mod func(*Config)) string {
 // gatewayWithLogger is gateway with the gateway's logger.
 func (e *env) gatewayWithLogger(mod func(*Config), logger *slog.Logger) string {
 	e.t.Helper()
-	cfg := Config{MaxLineLength: 64 << 10, MaxLiteral: 1 << 20, IdleTimeout: 30 * time.Minute, CommandTimeout: time.Minute, ListenAddress: "x", AllowPlaintextLoopback: true}
+	cfg := Config{MaxLineLength: 64 << 10, MaxLiteral: 1 << 20, IdleTimeout: 30 * time.Minute, CommandTimeout: time.Minute, WriteTimeout: time.Minute, ListenAddress: "x", AllowPlaintextLoopback: true}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -75,6 +77,7 @@ func (e *env) gatewayWithLogger(mod func(*Config), logger *slog.Logger) string {
 	if err != nil {
 		e.t.Fatal(err)
 	}
+	e.gws = append(e.gws, g)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		e.t.Fatal(err)
@@ -206,4 +209,11 @@ func has(lines []string, want string) bool {
 		}
 	}
 	return false
+}
+
+// sessions counts a gateway's open sessions.
+func (g *Gateway) sessionCount() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.sessions)
 }

@@ -16,7 +16,8 @@ import (
 // it last applied, so events that coalesce, arrive late or are lost when the
 // stream breaks cost nothing but a read. After a broken stream is
 // re-established every session of the account is signalled, because events
-// may have been missed in between.
+// may have been missed in between. A session with NOTIFY also learns which
+// other mailboxes had events (hubSub.watchOthers), again only as hints.
 type hub struct {
 	feed   meta.Feed
 	logger *slog.Logger
@@ -40,6 +41,47 @@ type hubSub struct {
 	mu   sync.Mutex
 	mbox mail.MailboxID // 0: none selected
 	all  bool
+	// NOTIFY (RFC 5465): with others set, an event of any mailbox wakes
+	// the session and is recorded in changed (the kinds seen per mailbox,
+	// a set bounded by the account's mailboxes) until takeChanges.
+	// restarted: the stream was re-established, anything may have
+	// changed; subs: a session on this pod changed subscriptions (the feed
+	// has no event for those).
+	others    bool
+	changed   map[mail.MailboxID]eventKinds
+	restarted bool
+	subs      bool
+}
+
+// eventKinds is a set of meta.EventKind, bit 1<<kind.
+type eventKinds uint8
+
+func (k eventKinds) has(kind meta.EventKind) bool { return k&(1<<kind) != 0 }
+
+// watchOthers turns the recording of other mailboxes' changes on or off.
+// Turning it on again keeps what was recorded.
+func (s *hubSub) watchOthers(on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.others = on
+	switch {
+	case !on:
+		s.changed, s.restarted, s.subs = nil, false, false
+	case s.changed == nil:
+		s.changed = map[mail.MailboxID]eventKinds{}
+	}
+}
+
+// takeChanges returns and clears what watchOthers recorded.
+func (s *hubSub) takeChanges() (changed map[mail.MailboxID]eventKinds, restarted, subs bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.others {
+		return nil, false, false
+	}
+	changed, restarted, subs = s.changed, s.restarted, s.subs
+	s.changed, s.restarted, s.subs = map[mail.MailboxID]eventKinds{}, false, false
+	return changed, restarted, subs
 }
 
 // watchMailbox sets which mailbox the session wants signals for.
@@ -49,10 +91,34 @@ func (s *hubSub) watchMailbox(id mail.MailboxID, all bool) {
 	s.mu.Unlock()
 }
 
-func (s *hubSub) wants(id mail.MailboxID) bool {
+// event records an event of kind in mailbox id (0: the stream was
+// re-established) and wakes the session if it cares.
+func (s *hubSub) event(id mail.MailboxID, kind meta.EventKind) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.all || (s.mbox != 0 && s.mbox == id) || id == 0
+	wake := s.all || (s.mbox != 0 && s.mbox == id) || id == 0
+	if s.others {
+		wake = true
+		if id == 0 {
+			s.restarted = true
+		} else {
+			s.changed[id] |= 1 << kind
+		}
+	}
+	s.mu.Unlock()
+	if wake {
+		s.signal()
+	}
+}
+
+// subscriptionsChanged wakes a session that watches other mailboxes.
+func (s *hubSub) subscriptionsChanged() {
+	s.mu.Lock()
+	wake := s.others
+	s.subs = s.subs || s.others
+	s.mu.Unlock()
+	if wake {
+		s.signal()
+	}
 }
 
 // signal wakes the session without blocking; signals coalesce.
@@ -110,13 +176,24 @@ func (h *hub) close() {
 	}
 }
 
-// signalAll wakes every session of the account for mailbox mbox (0: all).
-func (h *hub) signal(acct mail.AccountID, w *accountWatch, mbox mail.MailboxID) {
+// signal passes an event of kind in mailbox mbox (0: any mailbox may have
+// changed) to every session of the account.
+func (h *hub) signal(w *accountWatch, mbox mail.MailboxID, kind meta.EventKind) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for sub := range w.subs {
-		if mbox == 0 || sub.wants(mbox) {
-			sub.signal()
+		sub.event(mbox, kind)
+	}
+}
+
+// subscriptionsChanged tells the account's sessions on this pod that a
+// subscription changed.
+func (h *hub) subscriptionsChanged(acct mail.AccountID) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if w := h.accounts[acct]; w != nil {
+		for sub := range w.subs {
+			sub.subscriptionsChanged()
 		}
 	}
 }
@@ -139,10 +216,10 @@ func (h *hub) run(ctx context.Context, acct mail.AccountID, w *accountWatch) {
 		}
 		// Changes may have been made before the stream was up (or while
 		// it was down): every session catches up once.
-		h.signal(acct, w, 0)
+		h.signal(w, 0, 0)
 		backoff = 50 * time.Millisecond
 		for ev := range sub.C() {
-			h.signal(acct, w, ev.Mailbox)
+			h.signal(w, ev.Mailbox, ev.Kind)
 		}
 		sub.Close()
 	}

@@ -38,6 +38,7 @@ func cmdIdle(s *session, _ context.Context, _ *command) error {
 	if s.sel != nil {
 		s.idleUpdate()
 	}
+	s.idleNotify()
 	for {
 		select {
 		case err := <-done:
@@ -61,10 +62,11 @@ func cmdIdle(s *session, _ context.Context, _ *command) error {
 			s.state = stateLogout
 			return errAnswered
 		case <-s.watch.C:
-			s.watch.signal()
 			if s.sel != nil {
+				s.watch.signal() // for sendUpdates
 				s.idleUpdate()
 			}
+			s.idleNotify()
 		}
 	}
 }

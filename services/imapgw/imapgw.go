@@ -40,12 +40,15 @@ type Config struct {
 	// AllowPlaintextLoopback allows it from loopback clients (the
 	// default: a local client's traffic does not cross a network).
 	AllowPlaintextLoopback bool
-	MaxLineLength      int
+	MaxLineLength          int
 	// MaxLiteral bounds a literal that is not a message (APPEND literals
 	// are bounded by the ingest limit, announced as APPENDLIMIT).
 	MaxLiteral     int64
 	IdleTimeout    time.Duration // autologout (RFC 9051: at least 30 min)
 	CommandTimeout time.Duration
+	// WriteTimeout bounds each write to a client, so a client that stops
+	// reading cannot hold a session (and its goroutine) forever.
+	WriteTimeout time.Duration
 }
 
 // RegisterFlags registers the gateway's flags.
@@ -60,6 +63,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MaxLiteral, "imap.max-literal", 1<<20, "Largest literal that is not a message body (e.g. a SEARCH string).")
 	f.DurationVar(&c.IdleTimeout, "imap.idle-timeout", 30*time.Minute, "Autologout timer: how long a session may stay silent (IDLE included).")
 	f.DurationVar(&c.CommandTimeout, "imap.command-timeout", 2*time.Minute, "Deadline of one command's work against the metadata and blob services.")
+	f.DurationVar(&c.WriteTimeout, "imap.write-timeout", 2*time.Minute, "How long a write to a client may block before the session is dropped.")
 }
 
 // Validate checks the configuration.
@@ -78,6 +82,9 @@ func (c *Config) Validate() error {
 	}
 	if c.CommandTimeout <= 0 {
 		return errors.New("-imap.command-timeout: must be positive")
+	}
+	if c.WriteTimeout <= 0 {
+		return errors.New("-imap.write-timeout: must be positive")
 	}
 	return nil
 }

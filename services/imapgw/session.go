@@ -54,6 +54,8 @@ type session struct {
 	// saved is the SEARCHRES result ($), as UIDs (RFC 5182).
 	saved mail.UIDSet
 	watch *hubSub
+	// notify is the NOTIFY (RFC 5465) state; nil without NOTIFY SET.
+	notify *notifier
 
 	authFailures int
 
@@ -76,7 +78,7 @@ func newSession(parent context.Context, g *Gateway, c net.Conn, implicitTLS bool
 func (s *session) setConn(c net.Conn) {
 	s.conn = c
 	s.br = bufio.NewReaderSize(c, 4096)
-	s.bw = bufio.NewWriterSize(c, 4096)
+	s.bw = bufio.NewWriterSize(deadlineWriter{c, s.gw.cfg.WriteTimeout}, 4096)
 	s.dec = wire.NewDecoder(s.br)
 	s.dec.MaxLine = s.gw.cfg.MaxLineLength
 	s.dec.MaxLiteral = s.gw.cfg.MaxLiteral
@@ -264,6 +266,9 @@ func (s *session) run(cmd *command, h handler) {
 		// sequence number (RFC 9051 section 7.5.1).
 		s.sendUpdates(ctx, cmd.uid || !h.seqSensitive)
 	}
+	if h.updates {
+		s.notifyAfter(ctx, cmd)
+	}
 	switch {
 	case st == nil:
 		s.tagged(cmd.tag, "OK", "", cmd.name+" completed")
@@ -376,4 +381,15 @@ func register(name string, h handler) {
 		panic("imapgw: command registered twice: " + name)
 	}
 	commands[name] = h
+}
+
+// deadlineWriter sets a write deadline before every write.
+type deadlineWriter struct {
+	c       net.Conn
+	timeout time.Duration
+}
+
+func (w deadlineWriter) Write(p []byte) (int, error) {
+	_ = w.c.SetWriteDeadline(time.Now().Add(w.timeout))
+	return w.c.Write(p)
 }
