@@ -279,3 +279,23 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestSelectedMailboxDeleted: a session whose selected mailbox another
+// session deletes is told BYE at its next update point.
+func TestSelectedMailboxDeleted(t *testing.T) {
+	e := newEnv(t)
+	e.account("gone@example.com")
+	addr := e.gateway(nil)
+	a := login(t, addr, "gone@example.com")
+	a.ok("CREATE Doomed")
+	a.ok("SELECT Doomed")
+	b := login(t, addr, "gone@example.com")
+	b.ok("DELETE Doomed")
+	for range 100 {
+		lines, _ := a.cmd("NOOP")
+		if has(lines, "* BYE Selected mailbox was deleted") {
+			return
+		}
+	}
+	t.Fatal("no BYE after the selected mailbox was deleted")
+}

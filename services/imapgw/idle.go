@@ -66,6 +66,12 @@ func cmdIdle(s *session, _ context.Context, _ *command) error {
 				s.watch.signal() // for sendUpdates
 				s.idleUpdate()
 			}
+			if s.state == stateLogout {
+				// The selected mailbox went away (BYE was sent).
+				_ = s.conn.SetReadDeadline(time.Now())
+				<-done
+				return errAnswered
+			}
 			s.idleNotify()
 		}
 	}

@@ -266,7 +266,7 @@ func (s *session) run(cmd *command, h handler) {
 		// sequence number (RFC 9051 section 7.5.1).
 		s.sendUpdates(ctx, cmd.uid || !h.seqSensitive)
 	}
-	if h.updates {
+	if h.updates && s.state != stateLogout {
 		s.notifyAfter(ctx, cmd)
 	}
 	switch {

@@ -2,6 +2,7 @@ package imapgw
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sort"
 
@@ -226,7 +227,16 @@ func (s *session) sendUpdates(ctx context.Context, allowExpunge bool) {
 	}
 	select {
 	case <-s.watch.C:
-		if err := s.catchUp(ctx); err != nil {
+		err := s.catchUp(ctx)
+		switch {
+		case errors.Is(err, meta.ErrNoSuchMailbox):
+			// Another session deleted (or renamed INBOX away from) the
+			// mailbox under us: there is no view to keep.
+			s.enc.Raw("* BYE Selected mailbox was deleted").CRLF()
+			s.state = stateLogout
+			s.sel = nil
+			return
+		case err != nil:
 			s.logger.Warn("catch up with mailbox changes", "err", err)
 			s.watch.signal() // try again at the next point
 		}
