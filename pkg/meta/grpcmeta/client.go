@@ -410,8 +410,10 @@ func (c *Client) ChangesSince(ctx context.Context, acct mail.AccountID, mbox mai
 
 // watchBuffer is how many events a subscription holds for a slow reader
 // before it stops reading the stream (and gRPC flow control pushes back
-// to the server).
-const watchBuffer = 256
+// to the server). It is small on purpose: a gateway holds one watch per
+// account with sessions, turns events into coalescing signals at once, and
+// 256 buffered events cost 18 KiB per account for nothing.
+const watchBuffer = 16
 
 // Watch subscribes to the account's events and returns once the server has
 // subscribed, so every event committed after Watch returns is delivered.
