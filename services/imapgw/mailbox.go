@@ -81,15 +81,24 @@ func cmdCreate(s *session, ctx context.Context, _ *command) error {
 	if name == mail.Inbox {
 		return no("ALREADYEXISTS", "INBOX always exists")
 	}
+	if err := s.createParents(ctx, name); err != nil {
+		return err
+	}
+	if _, err := s.gw.deps.Meta.CreateMailbox(ctx, s.acct.ID, name, use); err != nil {
+		return err
+	}
+	return nil
+}
+
+// createParents creates the missing superiors of name, as RFC 9051
+// recommends for CREATE (and RENAME).
+func (s *session) createParents(ctx context.Context, name string) error {
 	levels := strings.Split(name, string(mail.Delimiter))
 	for i := 1; i < len(levels); i++ {
 		parent := strings.Join(levels[:i], string(mail.Delimiter))
 		if _, err := s.gw.deps.Meta.CreateMailbox(ctx, s.acct.ID, parent, ""); err != nil && !errors.Is(err, meta.ErrExists) {
 			return err
 		}
-	}
-	if _, err := s.gw.deps.Meta.CreateMailbox(ctx, s.acct.ID, name, use); err != nil {
-		return err
 	}
 	return nil
 }
@@ -141,15 +150,11 @@ func cmdRename(s *session, ctx context.Context, _ *command) error {
 	if to == mail.Inbox {
 		return no("ALREADYEXISTS", "INBOX always exists")
 	}
-	levels := strings.Split(to, string(mail.Delimiter))
-	for i := 1; i < len(levels); i++ {
-		parent := strings.Join(levels[:i], string(mail.Delimiter))
-		if parent == from || strings.HasPrefix(parent, from+string(mail.Delimiter)) {
-			return no("CANNOT", "Cannot rename a mailbox below itself")
-		}
-		if _, err := s.gw.deps.Meta.CreateMailbox(ctx, s.acct.ID, parent, ""); err != nil && !errors.Is(err, meta.ErrExists) {
-			return err
-		}
+	if to == from || strings.HasPrefix(to, from+string(mail.Delimiter)) {
+		return no("CANNOT", "Cannot rename a mailbox below itself")
+	}
+	if err := s.createParents(ctx, to); err != nil {
+		return err
 	}
 	return s.gw.deps.Meta.RenameMailbox(ctx, s.acct.ID, from, to)
 }
