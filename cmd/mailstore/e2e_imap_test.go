@@ -87,7 +87,7 @@ func TestIMAPAcrossGateways(t *testing.T) {
 	if err := writer.Store(imap.SeqSetNum(1), &imap.StoreFlags{Op: imap.StoreFlagsAdd, Flags: []imap.Flag{imap.FlagDeleted}}, nil).Close(); err != nil {
 		t.Fatal(err)
 	}
-	expect(t, updates, `FLAGS 1 [\Deleted]`)
+	expect(t, updates, `FLAGS 1 [\Deleted \Recent]`)
 	if err := writer.Expunge().Close(); err != nil {
 		t.Fatal(err)
 	}

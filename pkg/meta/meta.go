@@ -203,6 +203,14 @@ type Mailboxes interface {
 	SetSubscribed(ctx context.Context, acct mail.AccountID, name string, subscribed bool) error
 	// Subscriptions lists every subscribed name, existing or not, sorted.
 	Subscriptions(ctx context.Context, acct mail.AccountID) ([]string, error)
+	// ClaimRecent serves \Recent for IMAP4rev1 (RFC 3501 2.3.2: a message
+	// is recent in exactly one session, the first told about it, whatever
+	// gateway pod that session is on). It atomically sets the mailbox's
+	// recent mark to max(mark, upTo) and returns the mark before; the
+	// caller treats the UIDs in (previous, upTo] as \Recent for itself, so
+	// concurrent claimers never share a UID. A new mailbox starts at 0.
+	// ErrNoSuchMailbox, ErrNoSuchAccount as usual.
+	ClaimRecent(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, upTo mail.UID) (mail.UID, error)
 }
 
 // ---- Messages ----

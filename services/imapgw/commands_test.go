@@ -111,7 +111,7 @@ func TestStoreCopyMoveExpungeAppend(t *testing.T) {
 	c.ok("SELECT INBOX")
 
 	lines := c.ok(`STORE 1:2 +FLAGS (\Seen $Work)`)
-	if !has(lines, `* 1 FETCH (FLAGS ($Work \Seen) MODSEQ (`) || !has(lines, "* 2 FETCH") {
+	if !has(lines, `* 1 FETCH (FLAGS ($Work \Seen \Recent) MODSEQ (`) || !has(lines, "* 2 FETCH") {
 		t.Fatalf("STORE: %q", lines)
 	}
 	lines = c.ok(`STORE 1 -FLAGS.SILENT (\Seen)`)
@@ -119,7 +119,7 @@ func TestStoreCopyMoveExpungeAppend(t *testing.T) {
 		t.Errorf("silent STORE answered FETCH: %q", lines)
 	}
 	lines = c.ok(`UID STORE 3 FLAGS (\Flagged)`)
-	if !has(lines, `* 3 FETCH (FLAGS (\Flagged) UID 3`) {
+	if !has(lines, `* 3 FETCH (FLAGS (\Flagged \Recent) UID 3`) {
 		t.Errorf("UID STORE: %q", lines)
 	}
 	_, tagged := c.cmd(`STORE 2 (UNCHANGEDSINCE 1) +FLAGS (\Answered)`)
@@ -200,8 +200,13 @@ func TestCrossGatewayIdle(t *testing.T) {
 	if l := watcher.line(); l != "* 2 EXISTS" {
 		t.Fatalf("IDLE got %q, want * 2 EXISTS", l)
 	}
+	// Message 2 is \Recent in whichever of the two sessions claimed it
+	// first; message 1 is the watcher's.
+	if l := watcher.line(); l != "* 1 RECENT" && l != "* 2 RECENT" {
+		t.Fatalf("IDLE got %q, want * 1 RECENT or * 2 RECENT", l)
+	}
 	writer.ok(`STORE 1 +FLAGS (\Deleted)`)
-	if l := watcher.line(); !strings.HasPrefix(l, `* 1 FETCH (FLAGS (\Deleted) UID 1`) {
+	if l := watcher.line(); !strings.HasPrefix(l, `* 1 FETCH (FLAGS (\Deleted \Recent) UID 1`) {
 		t.Fatalf("IDLE got %q, want a FETCH FLAGS", l)
 	}
 	writer.ok("EXPUNGE")

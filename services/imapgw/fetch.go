@@ -264,7 +264,7 @@ func (s *session) writeFetch(ctx context.Context, seq int, e meta.Entry, items *
 	if items.flags || flagsChanged {
 		sep()
 		enc.Raw("FLAGS ")
-		s.writeFlags(e.Flags)
+		s.writeEntryFlags(e)
 	}
 	if items.modseq {
 		sep()

@@ -174,7 +174,8 @@ func TestFetchWithGoIMAP(t *testing.T) {
 			t.Errorf("BINARY[2]: %q", data)
 		}
 	}
-	if len(m.Flags) != 0 {
+	// The session selected the mailbox first: its messages are \Recent.
+	if len(m.Flags) != 1 || m.Flags[0] != `\Recent` {
 		t.Errorf("PEEK set flags: %v", m.Flags)
 	}
 	// A fetch without PEEK sets \Seen and reports it.
@@ -182,7 +183,7 @@ func TestFetchWithGoIMAP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(msgs[0].Flags) != 1 || msgs[0].Flags[0] != imap.FlagSeen {
+	if len(msgs[0].Flags) != 2 || msgs[0].Flags[0] != imap.FlagSeen || msgs[0].Flags[1] != `\Recent` {
 		t.Errorf("BODY[1] without PEEK: flags %v", msgs[0].Flags)
 	}
 }

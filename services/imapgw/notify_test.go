@@ -93,6 +93,7 @@ func TestNotifyOtherMailboxesDuringIdle(t *testing.T) {
 	// The selected mailbox keeps the usual updates.
 	appendMsg(t, writer, "INBOX", "new")
 	watcher.expectLine("* 2 EXISTS")
+	watcher.expectLine("* 2 RECENT") // the only IMAP4rev1 session on INBOX
 	if lines := watcher.done("i1"); len(lines) != 0 {
 		t.Errorf("unexpected lines: %q", lines)
 	}
@@ -113,6 +114,7 @@ func TestNotifyOtherMailboxesDuringIdle(t *testing.T) {
 	writer.ok("CREATE Quiet")
 	appendMsg(t, writer, "INBOX", "new again")
 	watcher.expectLine("* 3 EXISTS")
+	watcher.expectLine("* 3 RECENT")
 	if lines := watcher.done("i2"); len(lines) != 0 {
 		t.Errorf("notifications after NOTIFY NONE: %q", lines)
 	}
@@ -143,7 +145,8 @@ func TestNotifySubscriptionsFiltersAndFetch(t *testing.T) {
 	watcher.expectLine("* STATUS Sent (MESSAGES 1 UIDNEXT 2 UNSEEN 1)")
 	appendMsg(t, other, "INBOX", "hello")
 	watcher.expectLine("* 1 EXISTS")
-	watcher.expectLine("* 1 FETCH (UID 1 FLAGS ())")
+	watcher.expectLine("* 1 RECENT")
+	watcher.expectLine(`* 1 FETCH (UID 1 FLAGS (\Recent))`)
 	if lines := watcher.done("i1"); len(lines) != 0 {
 		t.Errorf("unexpected lines: %q", lines)
 	}

@@ -82,7 +82,7 @@ func cmdSearch(s *session, ctx context.Context, cmd *command) error {
 	}
 	msgs := make([]imapsearch.Message, len(v.uids))
 	for i, u := range v.uids {
-		m := imapsearch.Message{Seq: uint32(i + 1), UID: u}
+		m := imapsearch.Message{Seq: uint32(i + 1), UID: u, Recent: s.isRecent(u)}
 		if e := byUID[u]; e != nil {
 			m.Flags, m.InternalDate, m.Size, m.ModSeq = e.Flags, e.InternalDate, e.Size, e.ModSeq
 			if len(e.Structure) > 0 {

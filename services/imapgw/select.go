@@ -87,6 +87,9 @@ func cmdSelect(s *session, ctx context.Context, cmd *command) error {
 	}
 	readOnly := cmd.name == "EXAMINE"
 	v := newView(m, readOnly, entries)
+	if err := s.claimRecent(ctx, v); err != nil {
+		return err
+	}
 	// Changes committed while we read are caught up at the first update
 	// point: the entry list may be newer than m.HighestModSeq, never older.
 	s.sel = v
@@ -102,7 +105,7 @@ func cmdSelect(s *session, ctx context.Context, cmd *command) error {
 	}
 	e.Raw("* ").Number(uint64(len(v.uids))).Raw(" EXISTS").CRLF()
 	if !s.rev2 {
-		e.Raw("* 0 RECENT").CRLF()
+		e.Raw("* ").Number(uint64(len(v.recent))).Raw(" RECENT").CRLF()
 	}
 	e.Raw("* OK [UIDVALIDITY ").Number(uint64(m.UIDValidity)).Raw("] UIDs valid").CRLF()
 	next := m.UIDNext

@@ -32,12 +32,19 @@ type view struct {
 	// reported: flag changes this session announced itself (in a STORE
 	// answer), so the catch-up does not repeat them.
 	reported map[mail.UID]mail.ModSeq
+	// recent: the UIDs that are \Recent in this session (IMAP4rev1, RFC
+	// 3501 2.3.2). They were claimed from the store (Meta.ClaimRecent), so
+	// no other session on any pod has them. claimed is the UID up to which
+	// this view has claimed; a read-only view never claims.
+	recent  map[mail.UID]bool
+	claimed mail.UID
 }
 
 func newView(m meta.Mailbox, readOnly bool, entries []meta.Entry) *view {
 	v := &view{
 		mbox: m, readOnly: readOnly, modseq: m.HighestModSeq,
 		pendingExpunge: map[mail.UID]bool{}, pendingFlags: map[mail.UID]meta.Entry{}, reported: map[mail.UID]mail.ModSeq{},
+		recent: map[mail.UID]bool{},
 	}
 	v.uids = make([]mail.UID, len(entries))
 	for i, e := range entries {
@@ -139,6 +146,9 @@ func (v *view) apply(cs meta.ChangeSet) {
 	}
 	if len(silent) > 0 {
 		v.uids = slices.DeleteFunc(v.uids, func(u mail.UID) bool { return slices.Contains(silent, u) })
+		for _, u := range silent {
+			delete(v.recent, u)
+		}
 	}
 	if cs.HighestModSeq > v.modseq {
 		v.modseq = cs.HighestModSeq
@@ -188,6 +198,7 @@ func (v *view) removeExpunged() (seqs []int, uids mail.UIDSet) {
 			seqs = append(seqs, i+1-removed)
 			removed++
 			uids = uids.Add(u)
+			delete(v.recent, u)
 			continue
 		}
 		kept = append(kept, u)
@@ -211,10 +222,39 @@ func (s *session) catchUp(ctx context.Context) error {
 			return err
 		}
 		v.resync(entries, cs.HighestModSeq)
+	} else {
+		v.apply(cs)
+	}
+	// New messages are \Recent here if this session is the first to claim
+	// them. A failed claim is retried at the next catch-up: claimed has not
+	// moved.
+	return s.claimRecent(ctx, v)
+}
+
+// claimRecent claims \Recent for the view's UIDs above what it claimed
+// before. Only IMAP4rev1 sessions with a read-write view claim: IMAP4rev2
+// has no \Recent, and EXAMINE must not change it (RFC 3501 6.3.2).
+func (s *session) claimRecent(ctx context.Context, v *view) error {
+	top := v.maxUID()
+	if s.rev2 || v.readOnly || top <= v.claimed {
 		return nil
 	}
-	v.apply(cs)
+	prev, err := s.gw.deps.Meta.ClaimRecent(ctx, s.acct.ID, v.mbox.ID, top)
+	if err != nil {
+		return err
+	}
+	if prev < top {
+		for _, u := range v.uidsIn(mail.UIDRange{Start: prev + 1, Stop: top}) {
+			v.recent[u] = true
+		}
+	}
+	v.claimed = top
 	return nil
+}
+
+// isRecent reports whether uid is \Recent in this session.
+func (s *session) isRecent(uid mail.UID) bool {
+	return !s.rev2 && s.sel != nil && s.sel.recent[uid]
 }
 
 // sendUpdates reads pending changes when the hub signalled some, and
@@ -261,6 +301,9 @@ func (s *session) writeUpdates(allowExpunge bool) {
 	if len(v.uids) > v.exists {
 		v.exists = len(v.uids)
 		s.enc.Raw("* ").Number(uint64(v.exists)).Raw(" EXISTS").CRLF()
+		if !s.rev2 {
+			s.enc.Raw("* ").Number(uint64(len(v.recent))).Raw(" RECENT").CRLF()
+		}
 	}
 	if len(v.pendingFlags) > 0 {
 		uids := make([]mail.UID, 0, len(v.pendingFlags))
@@ -283,7 +326,7 @@ func (s *session) writeUpdates(allowExpunge bool) {
 // writeFlagsFetch writes "* seq FETCH (FLAGS (...) UID n [MODSEQ (m)])".
 func (s *session) writeFlagsFetch(seq int, e meta.Entry, withUID bool) {
 	s.enc.Raw("* ").Number(uint64(seq)).Raw(" FETCH (FLAGS ")
-	s.writeFlags(e.Flags)
+	s.writeEntryFlags(e)
 	if withUID {
 		s.enc.Raw(" UID ").Number(uint64(e.UID))
 	}
@@ -291,6 +334,16 @@ func (s *session) writeFlagsFetch(seq int, e meta.Entry, withUID bool) {
 		s.enc.Raw(" MODSEQ (").Number(uint64(e.ModSeq)).Raw(")")
 	}
 	s.enc.Raw(")").CRLF()
+}
+
+// writeEntryFlags writes the flags of e, with \Recent if it is recent in
+// this session (the store never holds \Recent).
+func (s *session) writeEntryFlags(e meta.Entry) {
+	if !s.isRecent(e.UID) {
+		s.writeFlags(e.Flags)
+		return
+	}
+	s.writeFlags(append(slices.Clip(e.Flags), mail.FlagRecent))
 }
 
 // writeFlags writes a parenthesized flag list.

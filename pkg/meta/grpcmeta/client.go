@@ -251,6 +251,17 @@ func (c *Client) Subscriptions(ctx context.Context, acct mail.AccountID) ([]stri
 	return resp.GetNames(), nil
 }
 
+func (c *Client) ClaimRecent(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, upTo mail.UID) (mail.UID, error) {
+	if err := badAccount("claim recent", acct); err != nil {
+		return 0, err
+	}
+	resp, err := c.rpc.ClaimRecent(ctx, &pb.ClaimRecentRequest{AccountId: string(acct), MailboxId: uint64(mbox), UpTo: uint32(upTo)}, c.opts...)
+	if err != nil {
+		return 0, fromError("ClaimRecent", err)
+	}
+	return mail.UID(resp.GetPrevious()), nil
+}
+
 // ---- Messages ----
 
 func (c *Client) AppendEntry(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, e meta.NewEntry) (meta.Appended, error) {

@@ -242,6 +242,14 @@ func (s *Server) ListSubscriptions(ctx context.Context, req *pb.ListSubscription
 	return &pb.ListSubscriptionsResponse{Names: names}, nil
 }
 
+func (s *Server) ClaimRecent(ctx context.Context, req *pb.ClaimRecentRequest) (*pb.ClaimRecentResponse, error) {
+	prev, err := s.store.ClaimRecent(ctx, mail.AccountID(req.GetAccountId()), mail.MailboxID(req.GetMailboxId()), mail.UID(req.GetUpTo()))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.ClaimRecentResponse{Previous: uint32(prev)}, nil
+}
+
 // ---- Messages ----
 
 func (s *Server) AppendEntry(ctx context.Context, req *pb.AppendEntryRequest) (*pb.AppendEntryResponse, error) {

@@ -3,6 +3,7 @@ package localmeta
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -380,4 +381,33 @@ func (s *Store) Subscriptions(ctx context.Context, acct mail.AccountID) ([]strin
 		return nil, fmt.Errorf("list subscriptions of account %s: %w", acct, err)
 	}
 	return out, nil
+}
+
+// ClaimRecent raises the mailbox's "recent" key in one write transaction,
+// which bbolt serialises with every other writer.
+func (s *Store) ClaimRecent(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, upTo mail.UID) (mail.UID, error) {
+	var prev mail.UID
+	err := s.update(ctx, func(w *wtx) error {
+		a, err := w.account(acct)
+		if err != nil {
+			return err
+		}
+		m, err := a.mailbox(mbox)
+		if err != nil {
+			return err
+		}
+		if v := m.b.Get(keyRecent); len(v) == 4 {
+			prev = mail.UID(binary.BigEndian.Uint32(v))
+		} else if v != nil {
+			return fmt.Errorf("recent mark: %w", errCorrupt)
+		}
+		if upTo > prev {
+			return m.b.Put(keyRecent, uidKey(upTo))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("claim recent up to %d in mailbox %d: %w", upTo, mbox, err)
+	}
+	return prev, nil
 }

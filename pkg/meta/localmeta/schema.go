@@ -32,6 +32,9 @@ package localmeta
 //	        "rec" -> mailbox record (encodeMailbox): name, UIDVALIDITY,
 //	                 UIDNEXT, HIGHESTMODSEQ, messages, unseen, size, special
 //	                 use, vanished-log trim point and length
+//	        "recent" -> u32 \Recent mark: the highest UID handed out by
+//	                 ClaimRecent (absent means 0; kept apart from "rec" so
+//	                 a claim does not re-encode the record)
 //	        e/    <u32 uid> -> packed entry (packEntry)
 //	        m/    <u64 modseq><u32 uid> -> ""   MODSEQ index of live entries
 //	        v/    <u64 modseq><u32 uid> -> ""   vanished log (expunged UIDs)
@@ -83,9 +86,10 @@ var (
 	keyVersion    = []byte("version")
 	keyLeaseToken = []byte("lease_token")
 
-	keyRec   = []byte("rec")
-	keyQuota = []byte("quota")
-	keyCtr   = []byte("ctr")
+	keyRec    = []byte("rec")
+	keyQuota  = []byte("quota")
+	keyCtr    = []byte("ctr")
+	keyRecent = []byte("recent")
 
 	bktNames  = []byte("names")
 	bktSubs   = []byte("subs")

@@ -41,6 +41,7 @@ type fakeBox struct {
 	mb       meta.Mailbox
 	entries  map[mail.UID]*meta.Entry
 	vanished []fakeVanished
+	recent   mail.UID // \Recent mark (ClaimRecent)
 }
 
 type fakeVanished struct {
@@ -404,6 +405,18 @@ func (s *fakeStore) SetSubscribed(ctx context.Context, acct mail.AccountID, name
 		delete(a.subscribed, c)
 	}
 	return nil
+}
+
+func (s *fakeStore) ClaimRecent(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, upTo mail.UID) (mail.UID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, b, err := s.box(acct, mbox)
+	if err != nil {
+		return 0, err
+	}
+	prev := b.recent
+	b.recent = max(b.recent, upTo)
+	return prev, nil
 }
 
 func (s *fakeStore) Subscriptions(ctx context.Context, acct mail.AccountID) ([]string, error) {

@@ -27,6 +27,8 @@ func mailboxTests() []test {
 		{"Subscriptions", testSubscriptions},
 		{"MailboxByID", testMailboxByID},
 		{"UnknownAccount", testMailboxesUnknownAccount},
+		{"ClaimRecent", testClaimRecent},
+		{"ClaimRecentRace", testClaimRecentRace},
 	}
 }
 

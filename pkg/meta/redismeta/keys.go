@@ -31,7 +31,9 @@ package redismeta
 //	                             (UIDNEXT), hms (HIGHESTMODSEQ), n
 //	                             (messages), unseen, size, su (special
 //	                             use), vtrim (highest expunge MODSEQ
-//	                             trimmed from the vanished log, 0 if none)
+//	                             trimmed from the vanished log, 0 if none),
+//	                             rec (\Recent mark: highest UID handed out
+//	                             by ClaimRecent, absent means 0)
 //	<b>mb:<M>:uids       zset    uid, scored by uid
 //	<b>mb:<M>:flags      hash    uid -> "<modseq> <flag> <flag>..."
 //	<b>mb:<M>:info       hash    uid -> packed entry info (see packInfo):

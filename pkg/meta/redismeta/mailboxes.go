@@ -236,3 +236,17 @@ func (s *Store) Subscriptions(ctx context.Context, acct mail.AccountID) ([]strin
 	slices.Sort(subs)
 	return subs, nil
 }
+
+// ClaimRecent raises the mailbox's rec field in one script, so claims from
+// every gateway pod are serialised by Redis.
+func (s *Store) ClaimRecent(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, upTo mail.UID) (mail.UID, error) {
+	if !validAccountID(acct) {
+		return 0, fmt.Errorf("claim recent in mailbox %d: %w", mbox, meta.ErrNoSuchAccount)
+	}
+	prev, err := scriptClaimRecent.Run(ctx, s.c, []string{s.k.base(acct)},
+		strconv.FormatUint(uint64(mbox), 10), strconv.FormatUint(uint64(upTo), 10)).Int64()
+	if err != nil {
+		return 0, wrap(err, "claim recent up to %d in mailbox %d", upTo, mbox)
+	}
+	return mail.UID(prev), nil
+}

@@ -374,6 +374,17 @@ else redis.call('SREM', K_SUBS, ARGV[1]) end
 return 1
 `)
 
+	// ARGV: mailbox id, upTo. Raises the mailbox's rec field to upTo if
+	// lower and returns the field as it was, so concurrent claims hand out
+	// disjoint UID ranges. Returns prev.
+	scriptClaimRecent = accountScript(`
+mustacct()
+mustmb(ARGV[1])
+local prev = tonumber(redis.call('HGET', kMb(ARGV[1]), 'rec') or '0')
+if tonumber(ARGV[2]) > prev then redis.call('HSET', kMb(ARGV[1]), 'rec', ARGV[2]) end
+return prev
+`)
+
 	// ARGV: mailbox, flags (space separated), info, blob, size, seen (1/0).
 	// Returns {uid, modseq, uidvalidity}.
 	scriptAppend = accountScript(`

@@ -2369,6 +2369,112 @@ func (x *ListSubscriptionsResponse) GetNames() []string {
 	return nil
 }
 
+type ClaimRecentRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	MailboxId     uint64                 `protobuf:"varint,2,opt,name=mailbox_id,json=mailboxId,proto3" json:"mailbox_id,omitempty"`
+	UpTo          uint32                 `protobuf:"varint,3,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimRecentRequest) Reset() {
+	*x = ClaimRecentRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimRecentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimRecentRequest) ProtoMessage() {}
+
+func (x *ClaimRecentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimRecentRequest.ProtoReflect.Descriptor instead.
+func (*ClaimRecentRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ClaimRecentRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *ClaimRecentRequest) GetMailboxId() uint64 {
+	if x != nil {
+		return x.MailboxId
+	}
+	return 0
+}
+
+func (x *ClaimRecentRequest) GetUpTo() uint32 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+type ClaimRecentResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// previous is the mark before the claim; the caller's recent UIDs are
+	// (previous, up_to].
+	Previous      uint32 `protobuf:"varint,1,opt,name=previous,proto3" json:"previous,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClaimRecentResponse) Reset() {
+	*x = ClaimRecentResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClaimRecentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClaimRecentResponse) ProtoMessage() {}
+
+func (x *ClaimRecentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClaimRecentResponse.ProtoReflect.Descriptor instead.
+func (*ClaimRecentResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ClaimRecentResponse) GetPrevious() uint32 {
+	if x != nil {
+		return x.Previous
+	}
+	return 0
+}
+
 type AppendEntryRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -2384,7 +2490,7 @@ type AppendEntryRequest struct {
 
 func (x *AppendEntryRequest) Reset() {
 	*x = AppendEntryRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2396,7 +2502,7 @@ func (x *AppendEntryRequest) String() string {
 func (*AppendEntryRequest) ProtoMessage() {}
 
 func (x *AppendEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2515,7 @@ func (x *AppendEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntryRequest.ProtoReflect.Descriptor instead.
 func (*AppendEntryRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{39}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AppendEntryRequest) GetAccountId() string {
@@ -2473,7 +2579,7 @@ type AppendEntryResponse struct {
 
 func (x *AppendEntryResponse) Reset() {
 	*x = AppendEntryResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2591,7 @@ func (x *AppendEntryResponse) String() string {
 func (*AppendEntryResponse) ProtoMessage() {}
 
 func (x *AppendEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2604,7 @@ func (x *AppendEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntryResponse.ProtoReflect.Descriptor instead.
 func (*AppendEntryResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{40}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AppendEntryResponse) GetMailboxId() uint64 {
@@ -2544,7 +2650,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2556,7 +2662,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2569,7 +2675,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{41}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListEntriesRequest) GetAccountId() string {
@@ -2616,7 +2722,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2628,7 +2734,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2641,7 +2747,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{42}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -2666,7 +2772,7 @@ type StoreFlagsRequest struct {
 
 func (x *StoreFlagsRequest) Reset() {
 	*x = StoreFlagsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2678,7 +2784,7 @@ func (x *StoreFlagsRequest) String() string {
 func (*StoreFlagsRequest) ProtoMessage() {}
 
 func (x *StoreFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2691,7 +2797,7 @@ func (x *StoreFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreFlagsRequest.ProtoReflect.Descriptor instead.
 func (*StoreFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{43}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *StoreFlagsRequest) GetAccountId() string {
@@ -2748,7 +2854,7 @@ type StoreFlagsResponse struct {
 
 func (x *StoreFlagsResponse) Reset() {
 	*x = StoreFlagsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2760,7 +2866,7 @@ func (x *StoreFlagsResponse) String() string {
 func (*StoreFlagsResponse) ProtoMessage() {}
 
 func (x *StoreFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2773,7 +2879,7 @@ func (x *StoreFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreFlagsResponse.ProtoReflect.Descriptor instead.
 func (*StoreFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{44}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *StoreFlagsResponse) GetUpdated() []*Entry {
@@ -2801,7 +2907,7 @@ type ExpungeRequest struct {
 
 func (x *ExpungeRequest) Reset() {
 	*x = ExpungeRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2813,7 +2919,7 @@ func (x *ExpungeRequest) String() string {
 func (*ExpungeRequest) ProtoMessage() {}
 
 func (x *ExpungeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2826,7 +2932,7 @@ func (x *ExpungeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpungeRequest.ProtoReflect.Descriptor instead.
 func (*ExpungeRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{45}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExpungeRequest) GetAccountId() string {
@@ -2860,7 +2966,7 @@ type ExpungeResponse struct {
 
 func (x *ExpungeResponse) Reset() {
 	*x = ExpungeResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2872,7 +2978,7 @@ func (x *ExpungeResponse) String() string {
 func (*ExpungeResponse) ProtoMessage() {}
 
 func (x *ExpungeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2885,7 +2991,7 @@ func (x *ExpungeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpungeResponse.ProtoReflect.Descriptor instead.
 func (*ExpungeResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{46}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExpungeResponse) GetUids() []uint32 {
@@ -2914,7 +3020,7 @@ type CopyRequest struct {
 
 func (x *CopyRequest) Reset() {
 	*x = CopyRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2926,7 +3032,7 @@ func (x *CopyRequest) String() string {
 func (*CopyRequest) ProtoMessage() {}
 
 func (x *CopyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2939,7 +3045,7 @@ func (x *CopyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyRequest.ProtoReflect.Descriptor instead.
 func (*CopyRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{47}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *CopyRequest) GetAccountId() string {
@@ -2985,7 +3091,7 @@ type Copied struct {
 
 func (x *Copied) Reset() {
 	*x = Copied{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2997,7 +3103,7 @@ func (x *Copied) String() string {
 func (*Copied) ProtoMessage() {}
 
 func (x *Copied) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3010,7 +3116,7 @@ func (x *Copied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Copied.ProtoReflect.Descriptor instead.
 func (*Copied) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{48}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *Copied) GetUidValidity() uint32 {
@@ -3050,7 +3156,7 @@ type CopyResponse struct {
 
 func (x *CopyResponse) Reset() {
 	*x = CopyResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3062,7 +3168,7 @@ func (x *CopyResponse) String() string {
 func (*CopyResponse) ProtoMessage() {}
 
 func (x *CopyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3075,7 +3181,7 @@ func (x *CopyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResponse.ProtoReflect.Descriptor instead.
 func (*CopyResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{49}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *CopyResponse) GetCopied() *Copied {
@@ -3097,7 +3203,7 @@ type MoveRequest struct {
 
 func (x *MoveRequest) Reset() {
 	*x = MoveRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3109,7 +3215,7 @@ func (x *MoveRequest) String() string {
 func (*MoveRequest) ProtoMessage() {}
 
 func (x *MoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3122,7 +3228,7 @@ func (x *MoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRequest.ProtoReflect.Descriptor instead.
 func (*MoveRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{50}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *MoveRequest) GetAccountId() string {
@@ -3162,7 +3268,7 @@ type MoveResponse struct {
 
 func (x *MoveResponse) Reset() {
 	*x = MoveResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3174,7 +3280,7 @@ func (x *MoveResponse) String() string {
 func (*MoveResponse) ProtoMessage() {}
 
 func (x *MoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3187,7 +3293,7 @@ func (x *MoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveResponse.ProtoReflect.Descriptor instead.
 func (*MoveResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{51}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *MoveResponse) GetCopied() *Copied {
@@ -3208,7 +3314,7 @@ type ChangesSinceRequest struct {
 
 func (x *ChangesSinceRequest) Reset() {
 	*x = ChangesSinceRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3220,7 +3326,7 @@ func (x *ChangesSinceRequest) String() string {
 func (*ChangesSinceRequest) ProtoMessage() {}
 
 func (x *ChangesSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3233,7 +3339,7 @@ func (x *ChangesSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesSinceRequest.ProtoReflect.Descriptor instead.
 func (*ChangesSinceRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{52}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ChangesSinceRequest) GetAccountId() string {
@@ -3272,7 +3378,7 @@ type ChangesSinceResponse struct {
 
 func (x *ChangesSinceResponse) Reset() {
 	*x = ChangesSinceResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3284,7 +3390,7 @@ func (x *ChangesSinceResponse) String() string {
 func (*ChangesSinceResponse) ProtoMessage() {}
 
 func (x *ChangesSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3297,7 +3403,7 @@ func (x *ChangesSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesSinceResponse.ProtoReflect.Descriptor instead.
 func (*ChangesSinceResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{53}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ChangesSinceResponse) GetHighestModSeq() uint64 {
@@ -3337,7 +3443,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3349,7 +3455,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3362,7 +3468,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{54}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *WatchRequest) GetAccountId() string {
@@ -3382,7 +3488,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3394,7 +3500,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3407,7 +3513,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{55}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *WatchResponse) GetEvent() *Event {
@@ -3430,7 +3536,7 @@ type AcquireLeaseRequest struct {
 
 func (x *AcquireLeaseRequest) Reset() {
 	*x = AcquireLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3442,7 +3548,7 @@ func (x *AcquireLeaseRequest) String() string {
 func (*AcquireLeaseRequest) ProtoMessage() {}
 
 func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3455,7 +3561,7 @@ func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{56}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AcquireLeaseRequest) GetAccountId() string {
@@ -3495,7 +3601,7 @@ type AcquireLeaseResponse struct {
 
 func (x *AcquireLeaseResponse) Reset() {
 	*x = AcquireLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3507,7 +3613,7 @@ func (x *AcquireLeaseResponse) String() string {
 func (*AcquireLeaseResponse) ProtoMessage() {}
 
 func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3520,7 +3626,7 @@ func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{57}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AcquireLeaseResponse) GetLease() *Lease {
@@ -3542,7 +3648,7 @@ type RenewLeaseRequest struct {
 
 func (x *RenewLeaseRequest) Reset() {
 	*x = RenewLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3554,7 +3660,7 @@ func (x *RenewLeaseRequest) String() string {
 func (*RenewLeaseRequest) ProtoMessage() {}
 
 func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3567,7 +3673,7 @@ func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{58}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *RenewLeaseRequest) GetAccountId() string {
@@ -3607,7 +3713,7 @@ type RenewLeaseResponse struct {
 
 func (x *RenewLeaseResponse) Reset() {
 	*x = RenewLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3619,7 +3725,7 @@ func (x *RenewLeaseResponse) String() string {
 func (*RenewLeaseResponse) ProtoMessage() {}
 
 func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +3738,7 @@ func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{59}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *RenewLeaseResponse) GetLease() *Lease {
@@ -3653,7 +3759,7 @@ type ReleaseLeaseRequest struct {
 
 func (x *ReleaseLeaseRequest) Reset() {
 	*x = ReleaseLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3665,7 +3771,7 @@ func (x *ReleaseLeaseRequest) String() string {
 func (*ReleaseLeaseRequest) ProtoMessage() {}
 
 func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3678,7 +3784,7 @@ func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{60}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ReleaseLeaseRequest) GetAccountId() string {
@@ -3710,7 +3816,7 @@ type ReleaseLeaseResponse struct {
 
 func (x *ReleaseLeaseResponse) Reset() {
 	*x = ReleaseLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3722,7 +3828,7 @@ func (x *ReleaseLeaseResponse) String() string {
 func (*ReleaseLeaseResponse) ProtoMessage() {}
 
 func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3735,7 +3841,7 @@ func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{61}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{63}
 }
 
 type IncrCounterRequest struct {
@@ -3749,7 +3855,7 @@ type IncrCounterRequest struct {
 
 func (x *IncrCounterRequest) Reset() {
 	*x = IncrCounterRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3761,7 +3867,7 @@ func (x *IncrCounterRequest) String() string {
 func (*IncrCounterRequest) ProtoMessage() {}
 
 func (x *IncrCounterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3774,7 +3880,7 @@ func (x *IncrCounterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrCounterRequest.ProtoReflect.Descriptor instead.
 func (*IncrCounterRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{62}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *IncrCounterRequest) GetKey() string {
@@ -3807,7 +3913,7 @@ type IncrCounterResponse struct {
 
 func (x *IncrCounterResponse) Reset() {
 	*x = IncrCounterResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3819,7 +3925,7 @@ func (x *IncrCounterResponse) String() string {
 func (*IncrCounterResponse) ProtoMessage() {}
 
 func (x *IncrCounterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3832,7 +3938,7 @@ func (x *IncrCounterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrCounterResponse.ProtoReflect.Descriptor instead.
 func (*IncrCounterResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{63}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *IncrCounterResponse) GetValue() int64 {
@@ -3851,7 +3957,7 @@ type GetCounterRequest struct {
 
 func (x *GetCounterRequest) Reset() {
 	*x = GetCounterRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3863,7 +3969,7 @@ func (x *GetCounterRequest) String() string {
 func (*GetCounterRequest) ProtoMessage() {}
 
 func (x *GetCounterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3876,7 +3982,7 @@ func (x *GetCounterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounterRequest.ProtoReflect.Descriptor instead.
 func (*GetCounterRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{64}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *GetCounterRequest) GetKey() string {
@@ -3895,7 +4001,7 @@ type GetCounterResponse struct {
 
 func (x *GetCounterResponse) Reset() {
 	*x = GetCounterResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3907,7 +4013,7 @@ func (x *GetCounterResponse) String() string {
 func (*GetCounterResponse) ProtoMessage() {}
 
 func (x *GetCounterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3920,7 +4026,7 @@ func (x *GetCounterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounterResponse.ProtoReflect.Descriptor instead.
 func (*GetCounterResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{65}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *GetCounterResponse) GetValue() int64 {
@@ -3941,7 +4047,7 @@ type PendingBlobsRequest struct {
 
 func (x *PendingBlobsRequest) Reset() {
 	*x = PendingBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3953,7 +4059,7 @@ func (x *PendingBlobsRequest) String() string {
 func (*PendingBlobsRequest) ProtoMessage() {}
 
 func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3966,7 +4072,7 @@ func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsRequest.ProtoReflect.Descriptor instead.
 func (*PendingBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{66}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *PendingBlobsRequest) GetAccountId() string {
@@ -3999,7 +4105,7 @@ type PendingBlobsResponse struct {
 
 func (x *PendingBlobsResponse) Reset() {
 	*x = PendingBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4011,7 +4117,7 @@ func (x *PendingBlobsResponse) String() string {
 func (*PendingBlobsResponse) ProtoMessage() {}
 
 func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4024,7 +4130,7 @@ func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsResponse.ProtoReflect.Descriptor instead.
 func (*PendingBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{67}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *PendingBlobsResponse) GetBlobIds() []string {
@@ -4044,7 +4150,7 @@ type ForgetBlobsRequest struct {
 
 func (x *ForgetBlobsRequest) Reset() {
 	*x = ForgetBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4056,7 +4162,7 @@ func (x *ForgetBlobsRequest) String() string {
 func (*ForgetBlobsRequest) ProtoMessage() {}
 
 func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4069,7 +4175,7 @@ func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{68}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ForgetBlobsRequest) GetAccountId() string {
@@ -4094,7 +4200,7 @@ type ForgetBlobsResponse struct {
 
 func (x *ForgetBlobsResponse) Reset() {
 	*x = ForgetBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4106,7 +4212,7 @@ func (x *ForgetBlobsResponse) String() string {
 func (*ForgetBlobsResponse) ProtoMessage() {}
 
 func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4119,7 +4225,7 @@ func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsResponse.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{69}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{71}
 }
 
 type BlobReferencedRequest struct {
@@ -4132,7 +4238,7 @@ type BlobReferencedRequest struct {
 
 func (x *BlobReferencedRequest) Reset() {
 	*x = BlobReferencedRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4144,7 +4250,7 @@ func (x *BlobReferencedRequest) String() string {
 func (*BlobReferencedRequest) ProtoMessage() {}
 
 func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4157,7 +4263,7 @@ func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedRequest.ProtoReflect.Descriptor instead.
 func (*BlobReferencedRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{70}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *BlobReferencedRequest) GetAccountId() string {
@@ -4183,7 +4289,7 @@ type BlobReferencedResponse struct {
 
 func (x *BlobReferencedResponse) Reset() {
 	*x = BlobReferencedResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4195,7 +4301,7 @@ func (x *BlobReferencedResponse) String() string {
 func (*BlobReferencedResponse) ProtoMessage() {}
 
 func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4208,7 +4314,7 @@ func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedResponse.ProtoReflect.Descriptor instead.
 func (*BlobReferencedResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{71}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *BlobReferencedResponse) GetReferenced() bool {
@@ -4378,7 +4484,15 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\"1\n" +
 	"\x19ListSubscriptionsResponse\x12\x14\n" +
-	"\x05names\x18\x01 \x03(\tR\x05names\"\xf4\x01\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\"g\n" +
+	"\x12ClaimRecentRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"mailbox_id\x18\x02 \x01(\x04R\tmailboxId\x12\x13\n" +
+	"\x05up_to\x18\x03 \x01(\rR\x04upTo\"1\n" +
+	"\x13ClaimRecentResponse\x12\x1a\n" +
+	"\bprevious\x18\x01 \x01(\rR\bprevious\"\xf4\x01\n" +
 	"\x12AppendEntryRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
@@ -4533,7 +4647,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x11EVENT_KIND_APPEND\x10\x01\x12\x14\n" +
 	"\x10EVENT_KIND_FLAGS\x10\x02\x12\x16\n" +
 	"\x12EVENT_KIND_EXPUNGE\x10\x03\x12\x16\n" +
-	"\x12EVENT_KIND_MAILBOX\x10\x042\xf4\x18\n" +
+	"\x12EVENT_KIND_MAILBOX\x10\x042\xda\x19\n" +
 	"\x0fMetadataService\x12g\n" +
 	"\fAuthenticate\x12*.mailstore.metadata.v1.AuthenticateRequest\x1a+.mailstore.metadata.v1.AuthenticateResponse\x12j\n" +
 	"\rCreateAccount\x12+.mailstore.metadata.v1.CreateAccountRequest\x1a,.mailstore.metadata.v1.CreateAccountResponse\x12a\n" +
@@ -4553,6 +4667,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\rListMailboxes\x12+.mailstore.metadata.v1.ListMailboxesRequest\x1a,.mailstore.metadata.v1.ListMailboxesResponse\x12j\n" +
 	"\rSetSubscribed\x12+.mailstore.metadata.v1.SetSubscribedRequest\x1a,.mailstore.metadata.v1.SetSubscribedResponse\x12v\n" +
 	"\x11ListSubscriptions\x12/.mailstore.metadata.v1.ListSubscriptionsRequest\x1a0.mailstore.metadata.v1.ListSubscriptionsResponse\x12d\n" +
+	"\vClaimRecent\x12).mailstore.metadata.v1.ClaimRecentRequest\x1a*.mailstore.metadata.v1.ClaimRecentResponse\x12d\n" +
 	"\vAppendEntry\x12).mailstore.metadata.v1.AppendEntryRequest\x1a*.mailstore.metadata.v1.AppendEntryResponse\x12f\n" +
 	"\vListEntries\x12).mailstore.metadata.v1.ListEntriesRequest\x1a*.mailstore.metadata.v1.ListEntriesResponse0\x01\x12a\n" +
 	"\n" +
@@ -4586,7 +4701,7 @@ func file_mailstore_metadata_v1_metadata_proto_rawDescGZIP() []byte {
 }
 
 var file_mailstore_metadata_v1_metadata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 72)
+var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(EntryField)(0),                   // 0: mailstore.metadata.v1.EntryField
 	(FlagOp)(0),                       // 1: mailstore.metadata.v1.FlagOp
@@ -4630,51 +4745,53 @@ var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(*SetSubscribedResponse)(nil),     // 39: mailstore.metadata.v1.SetSubscribedResponse
 	(*ListSubscriptionsRequest)(nil),  // 40: mailstore.metadata.v1.ListSubscriptionsRequest
 	(*ListSubscriptionsResponse)(nil), // 41: mailstore.metadata.v1.ListSubscriptionsResponse
-	(*AppendEntryRequest)(nil),        // 42: mailstore.metadata.v1.AppendEntryRequest
-	(*AppendEntryResponse)(nil),       // 43: mailstore.metadata.v1.AppendEntryResponse
-	(*ListEntriesRequest)(nil),        // 44: mailstore.metadata.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),       // 45: mailstore.metadata.v1.ListEntriesResponse
-	(*StoreFlagsRequest)(nil),         // 46: mailstore.metadata.v1.StoreFlagsRequest
-	(*StoreFlagsResponse)(nil),        // 47: mailstore.metadata.v1.StoreFlagsResponse
-	(*ExpungeRequest)(nil),            // 48: mailstore.metadata.v1.ExpungeRequest
-	(*ExpungeResponse)(nil),           // 49: mailstore.metadata.v1.ExpungeResponse
-	(*CopyRequest)(nil),               // 50: mailstore.metadata.v1.CopyRequest
-	(*Copied)(nil),                    // 51: mailstore.metadata.v1.Copied
-	(*CopyResponse)(nil),              // 52: mailstore.metadata.v1.CopyResponse
-	(*MoveRequest)(nil),               // 53: mailstore.metadata.v1.MoveRequest
-	(*MoveResponse)(nil),              // 54: mailstore.metadata.v1.MoveResponse
-	(*ChangesSinceRequest)(nil),       // 55: mailstore.metadata.v1.ChangesSinceRequest
-	(*ChangesSinceResponse)(nil),      // 56: mailstore.metadata.v1.ChangesSinceResponse
-	(*WatchRequest)(nil),              // 57: mailstore.metadata.v1.WatchRequest
-	(*WatchResponse)(nil),             // 58: mailstore.metadata.v1.WatchResponse
-	(*AcquireLeaseRequest)(nil),       // 59: mailstore.metadata.v1.AcquireLeaseRequest
-	(*AcquireLeaseResponse)(nil),      // 60: mailstore.metadata.v1.AcquireLeaseResponse
-	(*RenewLeaseRequest)(nil),         // 61: mailstore.metadata.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),        // 62: mailstore.metadata.v1.RenewLeaseResponse
-	(*ReleaseLeaseRequest)(nil),       // 63: mailstore.metadata.v1.ReleaseLeaseRequest
-	(*ReleaseLeaseResponse)(nil),      // 64: mailstore.metadata.v1.ReleaseLeaseResponse
-	(*IncrCounterRequest)(nil),        // 65: mailstore.metadata.v1.IncrCounterRequest
-	(*IncrCounterResponse)(nil),       // 66: mailstore.metadata.v1.IncrCounterResponse
-	(*GetCounterRequest)(nil),         // 67: mailstore.metadata.v1.GetCounterRequest
-	(*GetCounterResponse)(nil),        // 68: mailstore.metadata.v1.GetCounterResponse
-	(*PendingBlobsRequest)(nil),       // 69: mailstore.metadata.v1.PendingBlobsRequest
-	(*PendingBlobsResponse)(nil),      // 70: mailstore.metadata.v1.PendingBlobsResponse
-	(*ForgetBlobsRequest)(nil),        // 71: mailstore.metadata.v1.ForgetBlobsRequest
-	(*ForgetBlobsResponse)(nil),       // 72: mailstore.metadata.v1.ForgetBlobsResponse
-	(*BlobReferencedRequest)(nil),     // 73: mailstore.metadata.v1.BlobReferencedRequest
-	(*BlobReferencedResponse)(nil),    // 74: mailstore.metadata.v1.BlobReferencedResponse
-	(*timestamppb.Timestamp)(nil),     // 75: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 76: google.protobuf.Duration
+	(*ClaimRecentRequest)(nil),        // 42: mailstore.metadata.v1.ClaimRecentRequest
+	(*ClaimRecentResponse)(nil),       // 43: mailstore.metadata.v1.ClaimRecentResponse
+	(*AppendEntryRequest)(nil),        // 44: mailstore.metadata.v1.AppendEntryRequest
+	(*AppendEntryResponse)(nil),       // 45: mailstore.metadata.v1.AppendEntryResponse
+	(*ListEntriesRequest)(nil),        // 46: mailstore.metadata.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),       // 47: mailstore.metadata.v1.ListEntriesResponse
+	(*StoreFlagsRequest)(nil),         // 48: mailstore.metadata.v1.StoreFlagsRequest
+	(*StoreFlagsResponse)(nil),        // 49: mailstore.metadata.v1.StoreFlagsResponse
+	(*ExpungeRequest)(nil),            // 50: mailstore.metadata.v1.ExpungeRequest
+	(*ExpungeResponse)(nil),           // 51: mailstore.metadata.v1.ExpungeResponse
+	(*CopyRequest)(nil),               // 52: mailstore.metadata.v1.CopyRequest
+	(*Copied)(nil),                    // 53: mailstore.metadata.v1.Copied
+	(*CopyResponse)(nil),              // 54: mailstore.metadata.v1.CopyResponse
+	(*MoveRequest)(nil),               // 55: mailstore.metadata.v1.MoveRequest
+	(*MoveResponse)(nil),              // 56: mailstore.metadata.v1.MoveResponse
+	(*ChangesSinceRequest)(nil),       // 57: mailstore.metadata.v1.ChangesSinceRequest
+	(*ChangesSinceResponse)(nil),      // 58: mailstore.metadata.v1.ChangesSinceResponse
+	(*WatchRequest)(nil),              // 59: mailstore.metadata.v1.WatchRequest
+	(*WatchResponse)(nil),             // 60: mailstore.metadata.v1.WatchResponse
+	(*AcquireLeaseRequest)(nil),       // 61: mailstore.metadata.v1.AcquireLeaseRequest
+	(*AcquireLeaseResponse)(nil),      // 62: mailstore.metadata.v1.AcquireLeaseResponse
+	(*RenewLeaseRequest)(nil),         // 63: mailstore.metadata.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),        // 64: mailstore.metadata.v1.RenewLeaseResponse
+	(*ReleaseLeaseRequest)(nil),       // 65: mailstore.metadata.v1.ReleaseLeaseRequest
+	(*ReleaseLeaseResponse)(nil),      // 66: mailstore.metadata.v1.ReleaseLeaseResponse
+	(*IncrCounterRequest)(nil),        // 67: mailstore.metadata.v1.IncrCounterRequest
+	(*IncrCounterResponse)(nil),       // 68: mailstore.metadata.v1.IncrCounterResponse
+	(*GetCounterRequest)(nil),         // 69: mailstore.metadata.v1.GetCounterRequest
+	(*GetCounterResponse)(nil),        // 70: mailstore.metadata.v1.GetCounterResponse
+	(*PendingBlobsRequest)(nil),       // 71: mailstore.metadata.v1.PendingBlobsRequest
+	(*PendingBlobsResponse)(nil),      // 72: mailstore.metadata.v1.PendingBlobsResponse
+	(*ForgetBlobsRequest)(nil),        // 73: mailstore.metadata.v1.ForgetBlobsRequest
+	(*ForgetBlobsResponse)(nil),       // 74: mailstore.metadata.v1.ForgetBlobsResponse
+	(*BlobReferencedRequest)(nil),     // 75: mailstore.metadata.v1.BlobReferencedRequest
+	(*BlobReferencedResponse)(nil),    // 76: mailstore.metadata.v1.BlobReferencedResponse
+	(*timestamppb.Timestamp)(nil),     // 77: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 78: google.protobuf.Duration
 }
 var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	3,  // 0: mailstore.metadata.v1.Account.quota:type_name -> mailstore.metadata.v1.Quota
 	4,  // 1: mailstore.metadata.v1.Account.pop3:type_name -> mailstore.metadata.v1.POP3Policy
-	75, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
+	77, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
 	7,  // 3: mailstore.metadata.v1.UidSet.ranges:type_name -> mailstore.metadata.v1.UidRange
-	75, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
+	77, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
 	2,  // 5: mailstore.metadata.v1.Event.kind:type_name -> mailstore.metadata.v1.EventKind
 	8,  // 6: mailstore.metadata.v1.Event.uids:type_name -> mailstore.metadata.v1.UidSet
-	75, // 7: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
+	77, // 7: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
 	5,  // 8: mailstore.metadata.v1.AuthenticateResponse.account:type_name -> mailstore.metadata.v1.Account
 	3,  // 9: mailstore.metadata.v1.CreateAccountRequest.quota:type_name -> mailstore.metadata.v1.Quota
 	5,  // 10: mailstore.metadata.v1.CreateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
@@ -4686,7 +4803,7 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	6,  // 16: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
 	6,  // 17: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
 	6,  // 18: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
-	75, // 19: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
+	77, // 19: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
 	8,  // 20: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
 	0,  // 21: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
 	9,  // 22: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
@@ -4696,18 +4813,18 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	8,  // 26: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
 	8,  // 27: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
 	8,  // 28: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	51, // 29: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	53, // 29: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
 	8,  // 30: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	51, // 31: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	53, // 31: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
 	8,  // 32: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
 	9,  // 33: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
 	10, // 34: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
-	76, // 35: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	78, // 35: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
 	11, // 36: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	76, // 37: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	78, // 37: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
 	11, // 38: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	76, // 39: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
-	75, // 40: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
+	78, // 39: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
+	77, // 40: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
 	12, // 41: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
 	14, // 42: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
 	16, // 43: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
@@ -4723,55 +4840,57 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	36, // 53: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
 	38, // 54: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
 	40, // 55: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
-	42, // 56: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
-	44, // 57: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
-	46, // 58: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
-	48, // 59: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
-	50, // 60: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
-	53, // 61: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
-	55, // 62: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
-	57, // 63: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
-	59, // 64: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
-	61, // 65: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
-	63, // 66: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
-	65, // 67: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
-	67, // 68: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
-	69, // 69: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
-	71, // 70: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
-	73, // 71: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
-	13, // 72: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
-	15, // 73: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
-	17, // 74: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
-	19, // 75: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
-	21, // 76: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
-	23, // 77: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
-	25, // 78: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
-	27, // 79: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
-	29, // 80: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
-	31, // 81: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
-	33, // 82: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
-	35, // 83: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
-	37, // 84: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
-	39, // 85: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
-	41, // 86: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
-	43, // 87: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
-	45, // 88: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
-	47, // 89: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
-	49, // 90: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
-	52, // 91: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
-	54, // 92: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
-	56, // 93: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
-	58, // 94: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
-	60, // 95: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
-	62, // 96: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
-	64, // 97: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
-	66, // 98: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
-	68, // 99: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
-	70, // 100: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
-	72, // 101: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
-	74, // 102: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
-	72, // [72:103] is the sub-list for method output_type
-	41, // [41:72] is the sub-list for method input_type
+	42, // 56: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
+	44, // 57: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
+	46, // 58: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
+	48, // 59: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
+	50, // 60: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
+	52, // 61: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
+	55, // 62: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
+	57, // 63: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
+	59, // 64: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
+	61, // 65: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
+	63, // 66: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
+	65, // 67: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
+	67, // 68: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
+	69, // 69: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
+	71, // 70: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
+	73, // 71: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
+	75, // 72: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
+	13, // 73: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
+	15, // 74: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
+	17, // 75: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
+	19, // 76: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
+	21, // 77: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
+	23, // 78: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
+	25, // 79: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
+	27, // 80: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
+	29, // 81: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
+	31, // 82: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
+	33, // 83: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
+	35, // 84: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
+	37, // 85: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
+	39, // 86: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
+	41, // 87: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
+	43, // 88: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
+	45, // 89: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
+	47, // 90: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
+	49, // 91: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
+	51, // 92: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
+	54, // 93: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
+	56, // 94: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
+	58, // 95: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
+	60, // 96: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
+	62, // 97: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
+	64, // 98: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
+	66, // 99: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
+	68, // 100: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
+	70, // 101: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
+	72, // 102: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
+	74, // 103: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
+	76, // 104: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
+	73, // [73:105] is the sub-list for method output_type
+	41, // [41:73] is the sub-list for method input_type
 	41, // [41:41] is the sub-list for extension type_name
 	41, // [41:41] is the sub-list for extension extendee
 	0,  // [0:41] is the sub-list for field type_name
@@ -4794,7 +4913,7 @@ func file_mailstore_metadata_v1_metadata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailstore_metadata_v1_metadata_proto_rawDesc), len(file_mailstore_metadata_v1_metadata_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   72,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -76,6 +76,7 @@ const (
 	MetadataService_ListMailboxes_FullMethodName     = "/mailstore.metadata.v1.MetadataService/ListMailboxes"
 	MetadataService_SetSubscribed_FullMethodName     = "/mailstore.metadata.v1.MetadataService/SetSubscribed"
 	MetadataService_ListSubscriptions_FullMethodName = "/mailstore.metadata.v1.MetadataService/ListSubscriptions"
+	MetadataService_ClaimRecent_FullMethodName       = "/mailstore.metadata.v1.MetadataService/ClaimRecent"
 	MetadataService_AppendEntry_FullMethodName       = "/mailstore.metadata.v1.MetadataService/AppendEntry"
 	MetadataService_ListEntries_FullMethodName       = "/mailstore.metadata.v1.MetadataService/ListEntries"
 	MetadataService_StoreFlags_FullMethodName        = "/mailstore.metadata.v1.MetadataService/StoreFlags"
@@ -147,6 +148,11 @@ type MetadataServiceClient interface {
 	// ListSubscriptions lists every subscribed name, sorted.
 	// Errors: NO_SUCH_ACCOUNT.
 	ListSubscriptions(ctx context.Context, in *ListSubscriptionsRequest, opts ...grpc.CallOption) (*ListSubscriptionsResponse, error)
+	// ClaimRecent atomically raises the mailbox's \Recent mark to up_to (if
+	// lower) and returns the mark before, so that each UID is \Recent in
+	// exactly one IMAP4rev1 session (RFC 3501 2.3.2) across gateway pods.
+	// Errors: NO_SUCH_ACCOUNT, NO_SUCH_MAILBOX.
+	ClaimRecent(ctx context.Context, in *ClaimRecentRequest, opts ...grpc.CallOption) (*ClaimRecentResponse, error)
 	// AppendEntry adds one entry, checking quota. Errors: NO_SUCH_ACCOUNT,
 	// NO_SUCH_MAILBOX, OVER_QUOTA, INVALID_ARGUMENT/INVALID_FLAG.
 	AppendEntry(ctx context.Context, in *AppendEntryRequest, opts ...grpc.CallOption) (*AppendEntryResponse, error)
@@ -353,6 +359,16 @@ func (c *metadataServiceClient) ListSubscriptions(ctx context.Context, in *ListS
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListSubscriptionsResponse)
 	err := c.cc.Invoke(ctx, MetadataService_ListSubscriptions_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metadataServiceClient) ClaimRecent(ctx context.Context, in *ClaimRecentRequest, opts ...grpc.CallOption) (*ClaimRecentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ClaimRecentResponse)
+	err := c.cc.Invoke(ctx, MetadataService_ClaimRecent_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -599,6 +615,11 @@ type MetadataServiceServer interface {
 	// ListSubscriptions lists every subscribed name, sorted.
 	// Errors: NO_SUCH_ACCOUNT.
 	ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error)
+	// ClaimRecent atomically raises the mailbox's \Recent mark to up_to (if
+	// lower) and returns the mark before, so that each UID is \Recent in
+	// exactly one IMAP4rev1 session (RFC 3501 2.3.2) across gateway pods.
+	// Errors: NO_SUCH_ACCOUNT, NO_SUCH_MAILBOX.
+	ClaimRecent(context.Context, *ClaimRecentRequest) (*ClaimRecentResponse, error)
 	// AppendEntry adds one entry, checking quota. Errors: NO_SUCH_ACCOUNT,
 	// NO_SUCH_MAILBOX, OVER_QUOTA, INVALID_ARGUMENT/INVALID_FLAG.
 	AppendEntry(context.Context, *AppendEntryRequest) (*AppendEntryResponse, error)
@@ -705,6 +726,9 @@ func (UnimplementedMetadataServiceServer) SetSubscribed(context.Context, *SetSub
 }
 func (UnimplementedMetadataServiceServer) ListSubscriptions(context.Context, *ListSubscriptionsRequest) (*ListSubscriptionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListSubscriptions not implemented")
+}
+func (UnimplementedMetadataServiceServer) ClaimRecent(context.Context, *ClaimRecentRequest) (*ClaimRecentResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ClaimRecent not implemented")
 }
 func (UnimplementedMetadataServiceServer) AppendEntry(context.Context, *AppendEntryRequest) (*AppendEntryResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method AppendEntry not implemented")
@@ -1045,6 +1069,24 @@ func _MetadataService_ListSubscriptions_Handler(srv interface{}, ctx context.Con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetadataService_ClaimRecent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ClaimRecentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).ClaimRecent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_ClaimRecent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).ClaimRecent(ctx, req.(*ClaimRecentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MetadataService_AppendEntry_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AppendEntryRequest)
 	if err := dec(in); err != nil {
@@ -1378,6 +1420,10 @@ var MetadataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListSubscriptions",
 			Handler:    _MetadataService_ListSubscriptions_Handler,
+		},
+		{
+			MethodName: "ClaimRecent",
+			Handler:    _MetadataService_ClaimRecent_Handler,
 		},
 		{
 			MethodName: "AppendEntry",
