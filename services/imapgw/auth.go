@@ -82,12 +82,12 @@ func (s *session) login(ctx context.Context, user, pass string) error {
 		s.authFailures++
 		// Growing delay against guessing within one connection; the
 		// failure counters in the metadata store throttle across pods.
-		delay := min(time.Duration(1<<min(s.authFailures, 6))*125*time.Millisecond, 5*time.Second)
+		delay := min(s.gw.cfg.AuthFailureDelay<<min(s.authFailures-1, 6), 5*time.Second)
 		select {
 		case <-ctx.Done():
 		case <-time.After(delay):
 		}
-		if s.authFailures >= 5 {
+		if s.authFailures >= s.gw.cfg.MaxAuthFailures {
 			return &statusError{text: "Too many authentication failures", closeConn: true}
 		}
 		return no("AUTHENTICATIONFAILED", "Authentication failed")

@@ -304,3 +304,37 @@ func TestSelectedMailboxDeleted(t *testing.T) {
 	}
 	t.Fatal("no BYE after the selected mailbox was deleted")
 }
+
+// TestRenameInbox: RENAME INBOX moves its messages to the new mailbox and
+// leaves INBOX empty (RFC 3501 6.3.5).
+func TestRenameInbox(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("ri@example.com")
+	e.deliver(a, mail.Inbox, msg1)
+	e.deliver(a, mail.Inbox, msg1)
+	c := login(t, e.gateway(nil), "ri@example.com")
+	c.ok("RENAME INBOX Old/Inbox")
+	if lines := c.ok("STATUS Old/Inbox (MESSAGES)"); !has(lines, "MESSAGES 2") {
+		t.Fatalf("renamed mailbox: %q", lines)
+	}
+	if lines := c.ok("STATUS INBOX (MESSAGES UIDNEXT)"); !has(lines, "MESSAGES 0 UIDNEXT 3") {
+		t.Fatalf("INBOX after rename: %q", lines)
+	}
+}
+
+// TestAuthFailuresCloseConnection: after the configured number of
+// failures the connection is closed.
+func TestAuthFailuresCloseConnection(t *testing.T) {
+	e := newEnv(t)
+	e.account("af@example.com")
+	c := dialRaw(t, e.gateway(nil))
+	for range 2 {
+		if _, tagged := c.cmd("LOGIN af@example.com wrong"); !strings.Contains(tagged, "NO [AUTHENTICATIONFAILED]") {
+			t.Fatalf("failure: %s", tagged)
+		}
+	}
+	c.send("x LOGIN af@example.com wrong\r\n")
+	if l := c.line(); !strings.HasPrefix(l, "* BYE") {
+		t.Fatalf("third failure: %q", l)
+	}
+}

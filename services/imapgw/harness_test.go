@@ -69,7 +69,7 @@ func (e *env) gateway(mod func(*Config)) string {
 // gatewayWithLogger is gateway with the gateway's logger.
 func (e *env) gatewayWithLogger(mod func(*Config), logger *slog.Logger) string {
 	e.t.Helper()
-	cfg := Config{MaxLineLength: 64 << 10, MaxLiteral: 1 << 20, IdleTimeout: 30 * time.Minute, CommandTimeout: time.Minute, WriteTimeout: time.Minute, ListenAddress: "x", AllowPlaintextLoopback: true}
+	cfg := Config{MaxLineLength: 64 << 10, MaxLiteral: 1 << 20, IdleTimeout: 30 * time.Minute, CommandTimeout: time.Minute, WriteTimeout: time.Minute, ListenAddress: "x", AllowPlaintextLoopback: true, MaxAuthFailures: 3, AuthFailureDelay: time.Millisecond}
 	if mod != nil {
 		mod(&cfg)
 	}

@@ -46,6 +46,11 @@ type Config struct {
 	MaxLiteral     int64
 	IdleTimeout    time.Duration // autologout (RFC 9051: at least 30 min)
 	CommandTimeout time.Duration
+	// MaxAuthFailures closes a connection after that many failed
+	// authentications; AuthFailureDelay is the first failure's delay,
+	// doubling with each further one (at most 5s).
+	MaxAuthFailures  int
+	AuthFailureDelay time.Duration
 	// WriteTimeout bounds each write to a client, so a client that stops
 	// reading cannot hold a session (and its goroutine) forever.
 	WriteTimeout time.Duration
@@ -63,6 +68,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MaxLiteral, "imap.max-literal", 1<<20, "Largest literal that is not a message body (e.g. a SEARCH string).")
 	f.DurationVar(&c.IdleTimeout, "imap.idle-timeout", 30*time.Minute, "Autologout timer: how long a session may stay silent (IDLE included).")
 	f.DurationVar(&c.CommandTimeout, "imap.command-timeout", 2*time.Minute, "Deadline of one command's work against the metadata and blob services.")
+	f.IntVar(&c.MaxAuthFailures, "imap.auth.max-failures", 5, "Failed authentications after which a connection is closed.")
+	f.DurationVar(&c.AuthFailureDelay, "imap.auth.failure-delay", 250*time.Millisecond, "Delay of the answer to a failed authentication, doubling with each failure on the connection (at most 5s).")
 	f.DurationVar(&c.WriteTimeout, "imap.write-timeout", 2*time.Minute, "How long a write to a client may block before the session is dropped.")
 }
 
@@ -82,6 +89,12 @@ func (c *Config) Validate() error {
 	}
 	if c.CommandTimeout <= 0 {
 		return errors.New("-imap.command-timeout: must be positive")
+	}
+	if c.MaxAuthFailures < 1 {
+		return errors.New("-imap.auth.max-failures: must be at least 1")
+	}
+	if c.AuthFailureDelay < 0 {
+		return errors.New("-imap.auth.failure-delay: must not be negative")
 	}
 	if c.WriteTimeout <= 0 {
 		return errors.New("-imap.write-timeout: must be positive")
