@@ -35,7 +35,7 @@ func TestEmbedded(t *testing.T) {
 		"-target=all", "-data-dir=" + dataDir, "-demo-account=demo@example.com",
 		"-metadata.listen-address=" + metaAddr, "-metadata.address=" + metaAddr,
 		"-blob.listen-address=" + blobAddr, "-blob.address=" + blobAddr,
-		"-imap.listen-address=" + freeAddr(t),
+		"-imap.listen-address=" + freeAddr(t), "-pop3.listen-address=" + freeAddr(t),
 	}
 	p := startProc(t, "all", nil, args...)
 

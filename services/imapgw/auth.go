@@ -10,6 +10,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/mailstore/mailstore/pkg/sasllogin"
+
 	"github.com/mailstore/mailstore/pkg/meta"
 )
 
@@ -142,7 +144,7 @@ func cmdAuthenticate(s *session, ctx context.Context, cmd *command) error {
 			return nil
 		})
 	case "LOGIN":
-		srv = newLoginServer(func(username, password string) error {
+		srv = sasllogin.NewServer(func(username, password string) error {
 			user, pass = username, password
 			return nil
 		})

@@ -27,6 +27,7 @@ import (
 	"github.com/mailstore/mailstore/services/blobsvc"
 	"github.com/mailstore/mailstore/services/imapgw"
 	"github.com/mailstore/mailstore/services/metasvc"
+	"github.com/mailstore/mailstore/services/pop3gw"
 )
 
 // shutdownTimeout bounds the graceful stop of gRPC servers; long-lived
@@ -82,6 +83,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		Metadata:   a.initMetadata,
 		Blob:       a.initBlob,
 		IMAP:       a.initIMAP,
+		POP3:       a.initPOP3,
 		TargetAll:  func() error { return nil },
 	}
 	for _, m := range order(expand(targets)) {
@@ -318,6 +320,29 @@ func (a *App) initIMAP() error {
 		}
 		a.closers = append(a.closers, tln.Close)
 		a.runs = append(a.runs, namedRun{IMAP + "-tls", func(ctx context.Context) error { return gw.Serve(ctx, tln, true) }})
+	}
+	return nil
+}
+
+func (a *App) initPOP3() error {
+	logger := a.logger.With("component", POP3)
+	gw, err := pop3gw.New(a.cfg.POP3, pop3gw.Deps{Meta: a.metaCli, Auth: a.metaCli, Blobs: a.blobCli, Logger: logger})
+	if err != nil {
+		return err
+	}
+	ln, err := a.listen(POP3, a.cfg.POP3.ListenAddress)
+	if err != nil {
+		return err
+	}
+	a.closers = append(a.closers, ln.Close)
+	a.runs = append(a.runs, namedRun{POP3, func(ctx context.Context) error { return gw.Serve(ctx, ln, false) }})
+	if gw.TLSEnabled() && a.cfg.POP3.TLSListenAddress != "" {
+		tln, err := a.listen(POP3+"-tls", a.cfg.POP3.TLSListenAddress)
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, tln.Close)
+		a.runs = append(a.runs, namedRun{POP3 + "-tls", func(ctx context.Context) error { return gw.Serve(ctx, tln, true) }})
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mailstore/mailstore/services/blobsvc"
 	"github.com/mailstore/mailstore/services/imapgw"
 	"github.com/mailstore/mailstore/services/metasvc"
+	"github.com/mailstore/mailstore/services/pop3gw"
 )
 
 // Config is the root configuration: it only aggregates the components'.
@@ -28,6 +29,7 @@ type Config struct {
 	Metadata metasvc.Config
 	Blob     blobsvc.Config
 	IMAP     imapgw.Config
+	POP3     pop3gw.Config
 	Ingest   ingest.Config
 }
 
@@ -62,6 +64,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Metadata.RegisterFlags(f)
 	c.Blob.RegisterFlags(f)
 	c.IMAP.RegisterFlags(f)
+	c.POP3.RegisterFlags(f)
 	c.Ingest.RegisterFlags(f)
 }
 
@@ -103,6 +106,11 @@ func (c *Config) Validate() error {
 			return err
 		}
 		if err := c.Ingest.Validate(); err != nil {
+			return err
+		}
+	}
+	if run[POP3] {
+		if err := c.POP3.Validate(); err != nil {
 			return err
 		}
 	}

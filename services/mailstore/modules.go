@@ -17,6 +17,7 @@ const (
 	Metadata  = "metadata"
 	Blob      = "blob"
 	IMAP      = "imap"
+	POP3      = "pop3"
 
 	// Internal modules, never targets of their own.
 	httpServer = "http-server"
@@ -28,8 +29,9 @@ const (
 
 // deps is the dependency map. "all" lists only dependencies.
 var deps = map[string][]string{
-	TargetAll:  {Metadata, Blob, IMAP},
+	TargetAll:  {Metadata, Blob, IMAP, POP3},
 	IMAP:       {httpServer, metaClient, blobClient},
+	POP3:       {httpServer, metaClient, blobClient},
 	Metadata:   {httpServer, metaStore, blobClient},
 	Blob:       {httpServer, blobStore},
 	httpServer: nil,
@@ -40,7 +42,7 @@ var deps = map[string][]string{
 }
 
 // userTargets can be named in -target.
-var userTargets = []string{TargetAll, Metadata, Blob, IMAP}
+var userTargets = []string{TargetAll, Metadata, Blob, IMAP, POP3}
 
 // Targets lists the names -target accepts.
 func Targets() []string { return slices.Clone(userTargets) }

@@ -1,4 +1,8 @@
-package imapgw
+// Package sasllogin is the server side of the obsolete but widespread SASL
+// LOGIN mechanism (draft-murchison-sasl-login), which Outlook and older
+// clients still use with IMAP and POP3. go-sasl ships only its client, so
+// this implements go-sasl's Server interface.
+package sasllogin
 
 import (
 	"errors"
@@ -6,10 +10,7 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// loginServer is the server side of the obsolete but widespread SASL LOGIN
-// mechanism (draft-murchison-sasl-login), which Outlook and older clients
-// still use. go-sasl ships only its client, so this implements go-sasl's
-// Server interface: two challenges, "Username:" and "Password:".
+// loginServer asks two challenges, "Username:" and "Password:".
 type loginServer struct {
 	step     int
 	username string
@@ -18,7 +19,8 @@ type loginServer struct {
 
 var _ sasl.Server = (*loginServer)(nil)
 
-func newLoginServer(auth func(username, password string) error) sasl.Server {
+// NewServer returns a LOGIN server that calls auth with the credentials.
+func NewServer(auth func(username, password string) error) sasl.Server {
 	return &loginServer{auth: auth}
 }
 

@@ -1,0 +1,261 @@
+// Package pop3gw is the POP3 gateway: RFC 1939 with CAPA and response
+// codes (RFC 2449, RFC 3206), SASL AUTH (RFC 5034), STLS (RFC 2595) and an
+// implicit-TLS listener, over the metadata and blob services.
+//
+// It is stateless like the IMAP gateway. The maildrop is INBOX; a login
+// takes the account's "pop3" lease in the metadata store (a fenced lease,
+// renewed while the session lives), so only one POP3 session per account
+// runs at a time whatever pod it lands on, and a dead pod's lock lapses
+// after the lease TTL. The message list is a snapshot taken at login, so
+// message numbers never move during a session; DELE marks are applied at
+// QUIT as one Expunge, which IMAP sessions then see like any other.
+//
+// Octet counts are those of the wire form: the stored bytes with bare LF
+// line ends sent as CRLF, dot-stuffed, and ended by a CRLF when the stored
+// message lacks one. One transformer (wire.go) produces both the bytes RETR
+// sends and the counts LIST and STAT announce, so they cannot disagree.
+package pop3gw
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/mailstore/mailstore/pkg/blob"
+	"github.com/mailstore/mailstore/pkg/mail"
+	"github.com/mailstore/mailstore/pkg/meta"
+)
+
+// leaseName is the maildrop lock's lease name (RFC 1939 section 8: the
+// server locks the maildrop for the session).
+const leaseName = "pop3"
+
+// Config configures the gateway.
+type Config struct {
+	ListenAddress    string
+	TLSListenAddress string
+	CertFile         string
+	KeyFile          string
+	// AllowPlaintextAuth allows USER/PASS and AUTH without TLS from any
+	// client.
+	AllowPlaintextAuth bool
+	// AllowPlaintextLoopback allows it from loopback clients (the default:
+	// a local client's traffic does not cross a network).
+	AllowPlaintextLoopback bool
+	// MaxLineLength bounds a command line. RFC 2449 allows 255 octets; we
+	// accept more, as many clients send longer AUTH lines.
+	MaxLineLength int
+	// LeaseTTL is how long the maildrop lock outlives a pod that died
+	// holding it; the session renews it every LeaseTTL/3.
+	LeaseTTL       time.Duration
+	IdleTimeout    time.Duration // RFC 1939: at least 10 minutes
+	CommandTimeout time.Duration
+	WriteTimeout   time.Duration
+	// MaxAuthFailures closes a connection after that many failed
+	// authentications; AuthFailureDelay is the first failure's delay,
+	// doubling with each further one (at most 5s).
+	MaxAuthFailures  int
+	AuthFailureDelay time.Duration
+}
+
+// RegisterFlags registers the gateway's flags.
+func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	f.StringVar(&c.ListenAddress, "pop3.listen-address", "127.0.0.1:1110", "POP3 listen address (plain, with STLS when a certificate is set).")
+	f.StringVar(&c.TLSListenAddress, "pop3.tls-listen-address", "127.0.0.1:1995", "POP3 implicit-TLS listen address; used only when -pop3.tls.cert-file is set.")
+	f.StringVar(&c.CertFile, "pop3.tls.cert-file", "", "PEM certificate chain for STLS and implicit TLS.")
+	f.StringVar(&c.KeyFile, "pop3.tls.key-file", "", "PEM private key of the certificate.")
+	f.BoolVar(&c.AllowPlaintextAuth, "pop3.allow-plaintext-auth", false, "Allow authentication without TLS from any client.")
+	f.BoolVar(&c.AllowPlaintextLoopback, "pop3.allow-plaintext-loopback", true, "Allow authentication without TLS from loopback clients.")
+	f.IntVar(&c.MaxLineLength, "pop3.max-line-length", 1024, "Longest command line, in bytes.")
+	f.DurationVar(&c.LeaseTTL, "pop3.lease-ttl", 60*time.Second, "Lifetime of the maildrop lock, renewed every third of it while the session lives: how long a crashed pod's lock blocks the account.")
+	f.DurationVar(&c.IdleTimeout, "pop3.idle-timeout", 10*time.Minute, "Autologout timer: how long a session may stay silent.")
+	f.DurationVar(&c.CommandTimeout, "pop3.command-timeout", 2*time.Minute, "Deadline of one command's work against the metadata service.")
+	f.DurationVar(&c.WriteTimeout, "pop3.write-timeout", 2*time.Minute, "How long a write to a client may block before the session is dropped.")
+	f.IntVar(&c.MaxAuthFailures, "pop3.auth.max-failures", 5, "Failed authentications after which a connection is closed.")
+	f.DurationVar(&c.AuthFailureDelay, "pop3.auth.failure-delay", 250*time.Millisecond, "Delay of the answer to a failed authentication, doubling with each failure on the connection (at most 5s).")
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.ListenAddress == "":
+		return errors.New("-pop3.listen-address: must not be empty")
+	case (c.CertFile == "") != (c.KeyFile == ""):
+		return errors.New("-pop3.tls.cert-file and -pop3.tls.key-file: set both or neither")
+	case c.MaxLineLength < 255:
+		return errors.New("-pop3.max-line-length: must be at least 255 (RFC 2449)")
+	case c.LeaseTTL < 3*time.Millisecond:
+		return errors.New("-pop3.lease-ttl: must be at least 3ms")
+	case c.IdleTimeout <= 0:
+		return errors.New("-pop3.idle-timeout: must be positive")
+	case c.CommandTimeout <= 0:
+		return errors.New("-pop3.command-timeout: must be positive")
+	case c.WriteTimeout <= 0:
+		return errors.New("-pop3.write-timeout: must be positive")
+	case c.MaxAuthFailures < 1:
+		return errors.New("-pop3.auth.max-failures: must be at least 1")
+	case c.AuthFailureDelay < 0:
+		return errors.New("-pop3.auth.failure-delay: must not be negative")
+	}
+	return nil
+}
+
+// Store is what the gateway asks of the metadata store.
+type Store interface {
+	meta.Leases
+	Mailbox(ctx context.Context, acct mail.AccountID, name string) (meta.Mailbox, error)
+	ListEntries(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, f meta.Fields, changedSince mail.ModSeq) ([]meta.Entry, error)
+	Expunge(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet) ([]mail.UID, mail.ModSeq, error)
+}
+
+// Blobs is what the gateway asks of the blob store.
+type Blobs interface {
+	Get(ctx context.Context, acct mail.AccountID, id mail.BlobID, rg blob.Range) (io.ReadCloser, error)
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	Meta   Store
+	Auth   meta.Authenticator
+	Blobs  Blobs
+	Logger *slog.Logger
+	// Pod names this process in lease holders (default: the host name).
+	Pod string
+}
+
+// Gateway serves POP3.
+type Gateway struct {
+	cfg    Config
+	deps   Deps
+	logger *slog.Logger
+	tls    *tls.Config
+	sizes  *sizeCache
+
+	mu       sync.Mutex
+	sessions map[*session]struct{}
+	wg       sync.WaitGroup
+}
+
+// New builds a gateway; Serve starts it.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.Meta == nil || deps.Auth == nil || deps.Blobs == nil {
+		return nil, errors.New("pop3gw: Meta, Auth and Blobs are required")
+	}
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	if deps.Pod == "" {
+		deps.Pod, _ = os.Hostname()
+	}
+	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sizes: newSizeCache(1 << 16), sessions: map[*session]struct{}{}}
+	if cfg.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("-pop3.tls.cert-file: %w", err)
+		}
+		g.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return g, nil
+}
+
+// TLSEnabled reports whether a certificate is configured.
+func (g *Gateway) TLSEnabled() bool { return g.tls != nil }
+
+// Serve accepts connections on ln until ctx ends; implicit makes every
+// connection start with a TLS handshake. When ctx ends, every session of
+// the gateway is told to end (deleting nothing) and Serve waits for them.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) error {
+	if implicit && g.tls == nil {
+		return errors.New("pop3gw: implicit TLS without a certificate")
+	}
+	go func() {
+		<-ctx.Done()
+		ln.Close()
+	}()
+	var delay time.Duration
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				g.shutdown()
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				time.Sleep(delay)
+				continue
+			}
+			return err
+		}
+		delay = 0
+		if implicit {
+			c = tls.Server(c, g.tls)
+		}
+		s := newSession(ctx, g, c, implicit)
+		g.mu.Lock()
+		g.sessions[s] = struct{}{}
+		g.wg.Add(1)
+		g.mu.Unlock()
+		go func() {
+			defer g.wg.Done()
+			s.serve()
+			g.mu.Lock()
+			delete(g.sessions, s)
+			g.mu.Unlock()
+		}()
+	}
+}
+
+// shutdown tells every session to end and waits for them.
+func (g *Gateway) shutdown() {
+	g.mu.Lock()
+	for s := range g.sessions {
+		s.shutdown()
+	}
+	g.mu.Unlock()
+	g.wg.Wait()
+}
+
+// sizeCache remembers wire sizes by blob: blobs are immutable, so a size
+// once computed holds for every session on this pod. It is bounded; when
+// full it starts over, which costs only recomputation.
+type sizeCache struct {
+	mu  sync.Mutex
+	max int
+	m   map[sizeKey]int64
+}
+
+type sizeKey struct {
+	acct mail.AccountID
+	blob mail.BlobID
+}
+
+func newSizeCache(max int) *sizeCache { return &sizeCache{max: max, m: map[sizeKey]int64{}} }
+
+func (c *sizeCache) get(acct mail.AccountID, id mail.BlobID) (int64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n, ok := c.m[sizeKey{acct, id}]
+	return n, ok
+}
+
+func (c *sizeCache) put(acct mail.AccountID, id mail.BlobID, n int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= c.max {
+		clear(c.m)
+	}
+	c.m[sizeKey{acct, id}] = n
+}
