@@ -705,9 +705,7 @@ func measureIdleSessions(b *testing.B, n, accounts int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	g.mu.Lock()
-	live := len(g.sessions)
-	g.mu.Unlock()
+	live := g.conns.Len()
 	if live != n {
 		b.Fatalf("gateway has %d sessions, want %d", live, n)
 	}

@@ -213,7 +213,5 @@ func has(lines []string, want string) bool {
 
 // sessions counts a gateway's open sessions.
 func (g *Gateway) sessionCount() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.sessions)
+	return g.conns.Len()
 }

@@ -20,10 +20,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/mailstore/mailstore/pkg/blob"
+	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
@@ -119,9 +119,7 @@ type Gateway struct {
 	tls    *tls.Config
 	hub    *hub
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	wg       sync.WaitGroup
+	conns connserve.Server
 }
 
 // New builds a gateway; Serve and Run start it.
@@ -132,7 +130,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
-	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sessions: map[*session]struct{}{}}
+	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
@@ -148,54 +146,24 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 func (g *Gateway) TLSEnabled() bool { return g.tls != nil }
 
 // Serve accepts connections on ln until ctx ends; implicit makes every
-// connection start with a TLS handshake.
+// connection start with a TLS handshake. When ctx ends, every session of
+// the gateway is told to end and Serve waits for them.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) error {
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				g.shutdown()
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		if implicit {
-			c = tls.Server(c, g.tls)
-		}
-		s := newSession(ctx, g, c, implicit)
-		g.mu.Lock()
-		g.sessions[s] = struct{}{}
-		g.wg.Add(1)
-		g.mu.Unlock()
-		go func() {
-			defer g.wg.Done()
-			s.serve()
-			g.mu.Lock()
-			delete(g.sessions, s)
-			g.mu.Unlock()
-		}()
+	var tlsConfig *tls.Config
+	if implicit {
+		tlsConfig = g.tls
 	}
+	err := g.conns.Serve(ctx, ln, tlsConfig, func(c net.Conn, implicitTLS bool) connserve.Session {
+		return newSession(ctx, g, c, implicitTLS)
+	})
+	if ctx.Err() != nil {
+		g.shutdown()
+	}
+	return err
 }
 
 // shutdown tells every session to end and waits for them.
 func (g *Gateway) shutdown() {
-	g.mu.Lock()
-	for s := range g.sessions {
-		s.shutdown()
-	}
-	g.mu.Unlock()
-	g.wg.Wait()
+	g.conns.Shutdown()
 	g.hub.close()
 }

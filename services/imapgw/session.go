@@ -91,9 +91,9 @@ func (s *session) setConn(c net.Conn) {
 	s.enc.UTF8 = utf8
 }
 
-// shutdown ends the session from another goroutine: an idle session gets
+// Shutdown ends the session from another goroutine: an idle session gets
 // BYE from its IDLE loop; a session blocked reading a command is cut.
-func (s *session) shutdown() {
+func (s *session) Shutdown() {
 	s.cancel()
 	_ = s.conn.SetReadDeadline(time.Now())
 }
@@ -123,7 +123,7 @@ func (s *session) plaintextAllowed() bool {
 	return s.tls || s.gw.cfg.AllowPlaintextAuth || (s.gw.cfg.AllowPlaintextLoopback && s.isLoopback())
 }
 
-func (s *session) serve() {
+func (s *session) Serve() {
 	defer s.close()
 	defer func() {
 		if r := recover(); r != nil {

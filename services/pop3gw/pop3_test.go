@@ -284,11 +284,9 @@ func TestLeaseLost(t *testing.T) {
 	c.ok("DELE 1")
 	// Another holder takes the lock over, as after a lapse.
 	var token uint64
-	e.gws[0].mu.Lock()
-	for s := range e.gws[0].sessions {
-		token = s.lease.Token
+	for _, s := range e.gws[0].conns.Sessions() {
+		token = s.(*session).lease.Token
 	}
-	e.gws[0].mu.Unlock()
 	ctx := context.Background()
 	if err := e.store.ReleaseLease(ctx, acct.ID, leaseName, token); err != nil {
 		t.Fatal(err)

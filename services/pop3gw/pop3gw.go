@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/mailstore/mailstore/pkg/blob"
+	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
@@ -139,9 +140,7 @@ type Gateway struct {
 	tls    *tls.Config
 	sizes  *sizeCache
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	wg       sync.WaitGroup
+	conns connserve.Server
 }
 
 // New builds a gateway; Serve starts it.
@@ -158,7 +157,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Pod == "" {
 		deps.Pod, _ = os.Hostname()
 	}
-	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sizes: newSizeCache(1 << 16), sessions: map[*session]struct{}{}}
+	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sizes: newSizeCache(1 << 16)}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
@@ -174,58 +173,27 @@ func (g *Gateway) TLSEnabled() bool { return g.tls != nil }
 
 // Serve accepts connections on ln until ctx ends; implicit makes every
 // connection start with a TLS handshake. When ctx ends, every session of
-// the gateway is told to end (deleting nothing) and Serve waits for them.
+// the gateway is told to end and Serve waits for them.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) error {
 	if implicit && g.tls == nil {
 		return errors.New("pop3gw: implicit TLS without a certificate")
 	}
-	go func() {
-		<-ctx.Done()
-		ln.Close()
-	}()
-	var delay time.Duration
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil {
-				g.shutdown()
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				time.Sleep(delay)
-				continue
-			}
-			return err
-		}
-		delay = 0
-		if implicit {
-			c = tls.Server(c, g.tls)
-		}
-		s := newSession(ctx, g, c, implicit)
-		g.mu.Lock()
-		g.sessions[s] = struct{}{}
-		g.wg.Add(1)
-		g.mu.Unlock()
-		go func() {
-			defer g.wg.Done()
-			s.serve()
-			g.mu.Lock()
-			delete(g.sessions, s)
-			g.mu.Unlock()
-		}()
+	var tlsConfig *tls.Config
+	if implicit {
+		tlsConfig = g.tls
 	}
+	err := g.conns.Serve(ctx, ln, tlsConfig, func(c net.Conn, implicitTLS bool) connserve.Session {
+		return newSession(ctx, g, c, implicitTLS)
+	})
+	if ctx.Err() != nil {
+		g.shutdown()
+	}
+	return err
 }
 
 // shutdown tells every session to end and waits for them.
 func (g *Gateway) shutdown() {
-	g.mu.Lock()
-	for s := range g.sessions {
-		s.shutdown()
-	}
-	g.mu.Unlock()
-	g.wg.Wait()
+	g.conns.Shutdown()
 }
 
 // sizeCache remembers wire sizes by blob: blobs are immutable, so a size

@@ -74,9 +74,9 @@ func (s *session) setConn(c net.Conn) {
 	s.bw = bufio.NewWriterSize(deadlineWriter{c, s.gw.cfg.WriteTimeout}, 16<<10)
 }
 
-// shutdown ends the session from another goroutine: a session blocked
+// Shutdown ends the session from another goroutine: a session blocked
 // reading a command is cut, and ends without entering UPDATE.
-func (s *session) shutdown() {
+func (s *session) Shutdown() {
 	s.cancel()
 	_ = s.conn.SetReadDeadline(time.Now())
 }
@@ -106,7 +106,7 @@ func (s *session) plaintextAllowed() bool {
 	return s.tls || s.gw.cfg.AllowPlaintextAuth || (s.gw.cfg.AllowPlaintextLoopback && s.isLoopback())
 }
 
-func (s *session) serve() {
+func (s *session) Serve() {
 	defer s.close()
 	defer func() {
 		if r := recover(); r != nil {
