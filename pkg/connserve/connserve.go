@@ -23,12 +23,25 @@ type Session interface {
 }
 
 // Server tracks the sessions of one gateway across its listeners. The zero
-// value is ready to use.
+// value is ready to use; set the limits before the first Serve.
 type Server struct {
+	// MaxPerIP bounds the sessions from one client IP address across the
+	// server's listeners (0: no bound). A connection over the bound is
+	// handed to Refuse instead of getting a session.
+	MaxPerIP int
+	// Refuse tells a refused client why, briefly, in its protocol's words
+	// (e.g. "* BYE Too many connections"); it must not block for long. The
+	// server closes the connection afterwards. Nil closes it silently.
+	Refuse func(c net.Conn)
+
 	mu       sync.Mutex
-	sessions map[Session]struct{}
+	sessions map[Session]string // session -> client IP
+	perIP    map[string]int
 	wg       sync.WaitGroup
 }
+
+// refuseTimeout bounds how long a refusal may take to write.
+const refuseTimeout = 5 * time.Second
 
 // Serve accepts connections on ln until ctx ends, then shuts every session
 // of the server down and waits for them. With tlsConfig set, every
@@ -59,22 +72,67 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 		if tlsConfig != nil {
 			c = tls.Server(c, tlsConfig)
 		}
+		ip := clientIP(c)
+		s.mu.Lock()
+		if s.MaxPerIP > 0 && s.perIP[ip] >= s.MaxPerIP {
+			s.mu.Unlock()
+			s.refuse(c)
+			continue
+		}
+		if s.sessions == nil {
+			s.sessions = map[Session]string{}
+			s.perIP = map[string]int{}
+		}
+		s.perIP[ip]++
+		s.wg.Add(1)
+		s.mu.Unlock()
+		// The session is made under the count, so it is counted before the
+		// next accept; newSession must not block.
 		sess := newSession(c, tlsConfig != nil)
 		s.mu.Lock()
-		if s.sessions == nil {
-			s.sessions = map[Session]struct{}{}
-		}
-		s.sessions[sess] = struct{}{}
-		s.wg.Add(1)
+		s.sessions[sess] = ip
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			sess.Serve()
 			s.mu.Lock()
 			delete(s.sessions, sess)
+			if s.perIP[ip]--; s.perIP[ip] <= 0 {
+				delete(s.perIP, ip)
+			}
 			s.mu.Unlock()
 		}()
 	}
+}
+
+// refuse answers a connection over the per-IP bound on its own goroutine
+// (a slow client must not stall the accept loop) and closes it.
+func (s *Server) refuse(c net.Conn) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer c.Close()
+		if s.Refuse != nil {
+			_ = c.SetDeadline(time.Now().Add(refuseTimeout))
+			s.Refuse(c)
+		}
+	}()
+}
+
+// clientIP is the connection's remote IP address ("" when it has none).
+func clientIP(c net.Conn) string {
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+// PerIP returns the number of running sessions from ip.
+func (s *Server) PerIP(ip string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.perIP[ip]
 }
 
 // Shutdown tells every session to end and waits for them.

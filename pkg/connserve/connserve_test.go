@@ -77,3 +77,62 @@ func TestServeAndShutdown(t *testing.T) {
 		t.Fatalf("%d sessions left after shutdown", srv.Len())
 	}
 }
+
+func TestMaxPerIP(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := Server{
+		MaxPerIP: 2,
+		Refuse:   func(c net.Conn) { _, _ = c.Write([]byte("busy\r\n")) },
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- srv.Serve(ctx, ln, nil, func(c net.Conn, _ bool) Session { return &echoSession{c: c} })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// refused reports whether the server answered "busy" and closed.
+	refused := func(c net.Conn) bool {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		buf := make([]byte, 16)
+		n, _ := c.Read(buf)
+		return string(buf[:n]) == "busy\r\n"
+	}
+	first, second := dial(), dial()
+	if refused(first) || refused(second) {
+		t.Fatal("a connection within the bound was refused")
+	}
+	if !refused(dial()) {
+		t.Fatal("a third connection from one IP was not refused")
+	}
+	if got := srv.PerIP("127.0.0.1"); got != 2 {
+		t.Fatalf("PerIP = %d, want 2", got)
+	}
+	// Once a session ends, its slot is free again.
+	first.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for srv.PerIP("127.0.0.1") != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("PerIP = %d after a close, want 1", srv.PerIP("127.0.0.1"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if refused(dial()) {
+		t.Fatal("a connection was refused after a slot was freed")
+	}
+}

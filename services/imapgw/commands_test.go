@@ -2,6 +2,8 @@ package imapgw
 
 import (
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -336,5 +338,21 @@ func TestAuthFailuresCloseConnection(t *testing.T) {
 	c.send("x LOGIN af@example.com wrong\r\n")
 	if l := c.line(); !strings.HasPrefix(l, "* BYE") {
 		t.Fatalf("third failure: %q", l)
+	}
+}
+
+func TestConnectionsPerIP(t *testing.T) {
+	e := newEnv(t)
+	addr := e.gateway(func(c *Config) { c.MaxConnsPerIP = 1 })
+	dialRaw(t, addr)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got, err := io.ReadAll(c) // the refusal, then EOF
+	if err != nil || string(got) != "* BYE [UNAVAILABLE] Too many connections from your address\r\n" {
+		t.Fatalf("second connection got %q, %v", got, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"time"
@@ -54,6 +55,8 @@ type Config struct {
 	// WriteTimeout bounds each write to a client, so a client that stops
 	// reading cannot hold a session (and its goroutine) forever.
 	WriteTimeout time.Duration
+	// MaxConnsPerIP bounds the connections from one client address.
+	MaxConnsPerIP int
 }
 
 // RegisterFlags registers the gateway's flags.
@@ -71,6 +74,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxAuthFailures, "imap.auth.max-failures", 5, "Failed authentications after which a connection is closed.")
 	f.DurationVar(&c.AuthFailureDelay, "imap.auth.failure-delay", 250*time.Millisecond, "Delay of the answer to a failed authentication, doubling with each failure on the connection (at most 5s).")
 	f.DurationVar(&c.WriteTimeout, "imap.write-timeout", 2*time.Minute, "How long a write to a client may block before the session is dropped.")
+	f.IntVar(&c.MaxConnsPerIP, "imap.max-connections-per-ip", 50, "Most IMAP connections from one client IP address to this gateway (0: no bound).")
 }
 
 // Validate checks the configuration.
@@ -98,6 +102,9 @@ func (c *Config) Validate() error {
 	}
 	if c.WriteTimeout <= 0 {
 		return errors.New("-imap.write-timeout: must be positive")
+	}
+	if c.MaxConnsPerIP < 0 {
+		return errors.New("-imap.max-connections-per-ip: must not be negative")
 	}
 	return nil
 }
@@ -131,6 +138,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger}
+	g.conns.MaxPerIP = cfg.MaxConnsPerIP
+	g.conns.Refuse = func(c net.Conn) {
+		_, _ = io.WriteString(c, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
+	}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
