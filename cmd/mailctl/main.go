@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	adminv1 "github.com/mailstore/mailstore/proto/mailstore/admin/v1"
+
+	"github.com/mailstore/mailstore/pkg/meta"
 )
 
 const usage = `Usage: mailctl [-addr host:port] [-timeout d] COMMAND ...
@@ -359,23 +361,14 @@ func (c *cli) accountPOP3(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	p := &adminv1.POP3Policy{LoginDelaySeconds: int32(*delay)}
-	switch k := *keep; {
-	case k == "none" || k == "delete":
-		p.Mode = "delete"
-	case k == "forever":
-		p.Mode = "forever"
-	case k == "default":
-		p.Mode = ""
-	case strings.HasSuffix(k, "d"):
-		n, err := strconv.Atoi(strings.TrimSuffix(k, "d"))
-		if err != nil || n < 1 {
-			return usageError(fmt.Sprintf("--keep: bad number of days %q", k))
-		}
-		p.Mode, p.KeepDays = "days", int32(n)
-	default:
+	if *keep == "" {
 		return usageError("--keep must be none, forever, default or Nd (e.g. 30d)")
 	}
+	pol, err := meta.ParsePOP3Keep(*keep)
+	if err != nil {
+		return usageError(fmt.Sprintf("--keep: %v", err))
+	}
+	p := &adminv1.POP3Policy{Mode: pol.Mode, KeepDays: int32(pol.KeepDays), LoginDelaySeconds: int32(*delay)}
 	_, err = c.client.SetPOP3Policy(ctx, &adminv1.SetPOP3PolicyRequest{Login: user, Policy: p})
 	return err
 }

@@ -227,6 +227,12 @@ type Entry struct {
 	// structure with part offsets), computed once at ingest; opaque to the
 	// metadata store.
 	Structure []byte
+	// Retrieved is when a POP3 client first retrieved the message (zero
+	// if never), set by MarkRetrieved; the POP3 reaper expunges by it
+	// (POP3KeepDays). Stored with millisecond precision. It is not part of
+	// the IMAP view: setting it allocates no MODSEQ and publishes no
+	// event, and Copy/Move do not carry it (a copy is a new message).
+	Retrieved time.Time
 }
 
 // Fields selects what ListEntries fills in besides UID and ModSeq.
@@ -234,7 +240,7 @@ type Fields uint8
 
 const (
 	FieldFlags Fields = 1 << iota
-	FieldInfo         // InternalDate, Size, Blob
+	FieldInfo         // InternalDate, Size, Blob, Retrieved
 	FieldStructure
 	FieldAll = FieldFlags | FieldInfo | FieldStructure
 )
@@ -316,6 +322,13 @@ type Messages interface {
 	Copy(ctx context.Context, acct mail.AccountID, src mail.MailboxID, uids mail.UIDSet, dst mail.MailboxID) (Copied, error)
 	// Move is Copy then Expunge of the sources, atomically (RFC 6851).
 	Move(ctx context.Context, acct mail.AccountID, src mail.MailboxID, uids mail.UIDSet, dst mail.MailboxID) (Copied, error)
+	// MarkRetrieved records at as the first POP3 retrieval (Entry.Retrieved)
+	// of every existing entry in uids that has none; entries already
+	// marked keep their time, UIDs that do not exist are ignored. Kept
+	// with millisecond precision (at is truncated); an at not after the
+	// Unix epoch is ErrInvalidArgument. It allocates no MODSEQ and
+	// publishes no event.
+	MarkRetrieved(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, at time.Time) error
 }
 
 // ---- Changes ----

@@ -43,6 +43,16 @@ type Config struct {
 	Redis         redismeta.Config
 	Auth          AuthConfig
 	Sweep         SweepConfig
+	// POP3Default is the server-wide POP3 leave-on-server policy, for
+	// accounts whose own Mode is meta.POP3Default; the reaper expunges
+	// retrieved INBOX messages of accounts whose effective policy is
+	// meta.POP3KeepDays. Its Mode must not itself be POP3Default. The
+	// root config sets it from the same flag as the POP3 gateway's
+	// (-pop3.keep), so both agree on it.
+	POP3Default meta.POP3Policy
+	// POP3ReapInterval is the interval between runs of the POP3 reaper; 0
+	// disables it.
+	POP3ReapInterval time.Duration
 }
 
 // RegisterFlags registers the flags of the service and its backends.
@@ -57,6 +67,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.Sweep.Grace, "metadata.sweep.grace", time.Hour, "How long a released blob is kept before deletion.")
 	f.DurationVar(&c.Sweep.OrphanInterval, "metadata.sweep.orphan-interval", 6*time.Hour, "Interval between sweeps for blobs that no message refers to (0: off).")
 	f.DurationVar(&c.Sweep.OrphanAge, "metadata.sweep.orphan-age", 24*time.Hour, "Age after which an unreferenced blob is an orphan.")
+	f.DurationVar(&c.POP3ReapInterval, "metadata.pop3.reap-interval", time.Hour, "Interval between runs of the POP3 reaper, which expunges INBOX messages retrieved by POP3 longer ago than the account's keep days (0: off).")
 }
 
 // Validate checks the configuration.
@@ -84,6 +95,19 @@ func (c *Config) Validate() error {
 	}
 	if c.Sweep.OrphanInterval > 0 && c.Sweep.OrphanAge < time.Minute {
 		return errors.New("-metadata.sweep.orphan-age: must be at least 1m")
+	}
+	if c.POP3ReapInterval < 0 {
+		return errors.New("-metadata.pop3.reap-interval: must not be negative")
+	}
+	switch p := c.POP3Default; p.Mode {
+	case meta.POP3Default, meta.POP3Delete, meta.POP3KeepForever:
+		// An unset default (the zero Config) means delete: nothing to reap.
+	case meta.POP3KeepDays:
+		if p.KeepDays < 1 || p.KeepDays > meta.MaxPOP3KeepDays {
+			return fmt.Errorf("POP3 default policy: keep days %d, want 1 to %d", p.KeepDays, meta.MaxPOP3KeepDays)
+		}
+	default:
+		return fmt.Errorf("POP3 default policy: unknown mode %q", p.Mode)
 	}
 	return nil
 }
@@ -130,6 +154,7 @@ type Service struct {
 	auth    *authenticator
 	admin   *admin
 	sweeper *sweeper
+	reaper  *reaper
 }
 
 // New builds the service; Run starts its background work.
@@ -159,6 +184,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		admin: &admin{store: deps.Store, blobs: deps.Blobs, params: params, recoverer: rec, logger: deps.Logger},
 		sweeper: &sweeper{store: deps.Store, blobs: deps.Blobs, cfg: cfg.Sweep, logger: deps.Logger,
 			holder: holder, now: deps.Now},
+		reaper: &reaper{store: deps.Store, def: cfg.POP3Default, interval: cfg.POP3ReapInterval,
+			logger: deps.Logger, holder: holder, now: deps.Now},
 	}, nil
 }
 
@@ -175,13 +202,24 @@ func (s *Service) Drain() { s.grpc.Drain() }
 // Authenticator returns the password checker of the service.
 func (s *Service) Authenticator() meta.Authenticator { return s.auth }
 
-// Run runs the blob sweeper until ctx ends.
+// Run runs the blob sweeper (when there is a blob store) and the POP3
+// reaper until ctx ends.
 func (s *Service) Run(ctx context.Context) error {
+	reaped := make(chan error, 1)
+	go func() { reaped <- s.reaper.run(ctx) }()
+	var err error
 	if s.deps.Blobs == nil {
 		<-ctx.Done()
-		return nil
+	} else {
+		err = s.sweeper.run(ctx)
 	}
-	return s.sweeper.run(ctx)
+	return errors.Join(err, <-reaped)
+}
+
+// ReapPOP3 runs the POP3 reaper on one account now (for tests and
+// mailctl) and returns how many messages it expunged.
+func (s *Service) ReapPOP3(ctx context.Context, acct mail.AccountID) (int, error) {
+	return s.reaper.ReapAccount(ctx, acct)
 }
 
 // SweepAccount runs one sweep of an account now (for tests and mailctl).

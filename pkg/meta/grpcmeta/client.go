@@ -354,6 +354,18 @@ func (c *Client) Expunge(ctx context.Context, acct mail.AccountID, mbox mail.Mai
 	return uidsFromProto(resp.GetUids()), mail.ModSeq(resp.GetModSeq()), nil
 }
 
+func (c *Client) MarkRetrieved(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, at time.Time) error {
+	if err := badAccount("mark retrieved", acct); err != nil {
+		return err
+	}
+	if at.UnixMilli() <= 0 {
+		// timeToProto would send a zero time as unset.
+		return fmt.Errorf("mark retrieved: %w: time %v not after the epoch", meta.ErrInvalidArgument, at)
+	}
+	_, err := c.rpc.MarkRetrieved(ctx, &pb.MarkRetrievedRequest{AccountId: string(acct), MailboxId: uint64(mbox), Uids: uidSetToProto(uids), At: timeToProto(at)}, c.opts...)
+	return fromError("MarkRetrieved", err)
+}
+
 func (c *Client) Copy(ctx context.Context, acct mail.AccountID, src mail.MailboxID, uids mail.UIDSet, dst mail.MailboxID) (meta.Copied, error) {
 	if err := badAccount("copy", acct); err != nil {
 		return meta.Copied{}, err

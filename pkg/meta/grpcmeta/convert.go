@@ -216,6 +216,7 @@ func entryToProto(e meta.Entry) *pb.Entry {
 		Size:         e.Size,
 		BlobId:       string(e.Blob),
 		Structure:    e.Structure,
+		Retrieved:    timeToProto(e.Retrieved),
 	}
 }
 
@@ -228,6 +229,7 @@ func entryFromProto(e *pb.Entry) meta.Entry {
 		Size:         e.GetSize(),
 		Blob:         mail.BlobID(e.GetBlobId()),
 		Structure:    e.GetStructure(),
+		Retrieved:    timeFromProto(e.GetRetrieved()),
 	}
 }
 

@@ -333,6 +333,15 @@ func (s *Server) Expunge(ctx context.Context, req *pb.ExpungeRequest) (*pb.Expun
 	return &pb.ExpungeResponse{Uids: uidsToProto(uids), ModSeq: uint64(ms)}, nil
 }
 
+func (s *Server) MarkRetrieved(ctx context.Context, req *pb.MarkRetrievedRequest) (*pb.MarkRetrievedResponse, error) {
+	err := s.store.MarkRetrieved(ctx, mail.AccountID(req.GetAccountId()), mail.MailboxID(req.GetMailboxId()),
+		uidSetFromProto(req.GetUids()), timeFromProto(req.GetAt()))
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.MarkRetrievedResponse{}, nil
+}
+
 func (s *Server) Copy(ctx context.Context, req *pb.CopyRequest) (*pb.CopyResponse, error) {
 	c, err := s.store.Copy(ctx, mail.AccountID(req.GetAccountId()), mail.MailboxID(req.GetSourceMailboxId()),
 		uidSetFromProto(req.GetUids()), mail.MailboxID(req.GetDestinationMailboxId()))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
@@ -151,6 +153,10 @@ func TestReopenPersists(t *testing.T) {
 	a, in := newAccount(t, s)
 	u1 := appendOne(t, s, a.ID, in.ID, mail.FlagSeen, "$Label").UID
 	u2 := appendOne(t, s, a.ID, in.ID).UID
+	retrieved := time.UnixMilli(1741600000123).UTC()
+	if err := s.MarkRetrieved(ctx, a.ID, in.ID, mail.NewUIDSet(u1, u2), retrieved); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := s.Expunge(ctx, a.ID, in.ID, mail.NewUIDSet(u2)); err != nil {
 		t.Fatal(err)
 	}
@@ -185,8 +191,21 @@ func TestReopenPersists(t *testing.T) {
 		t.Errorf("account after reopen %+v, %v", got, err)
 	}
 	es, err := s.ListEntries(ctx, a.ID, in.ID, mail.AllUIDs(), meta.FieldAll, 0)
-	if err != nil || len(es) != 1 || es[0].UID != u1 || !slices.Equal(es[0].Flags, []mail.Flag{"$Label", mail.FlagSeen}) {
+	if err != nil || len(es) != 1 || es[0].UID != u1 || !slices.Equal(es[0].Flags, []mail.Flag{"$Label", mail.FlagSeen}) ||
+		!es[0].Retrieved.Equal(retrieved) {
 		t.Errorf("entries after reopen %+v, %v", es, err)
+	}
+	// The expunge took u2's retrieval mark with it.
+	var marks int
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		b, _, err := readMailbox(tx, a.ID, in.ID)
+		if err != nil {
+			return err
+		}
+		marks = b.Bucket(bktRetrieved).Stats().KeyN
+		return nil
+	}); err != nil || marks != 1 {
+		t.Errorf("retrieval marks after expunge: %d, %v; want 1", marks, err)
 	}
 	cs, err := s.ChangesSince(ctx, a.ID, in.ID, 0)
 	if err != nil || !cs.Vanished.Contains(u2) {

@@ -140,6 +140,10 @@ func (s *Store) ListEntries(ctx context.Context, acct mail.AccountID, mbox mail.
 		}
 		eb := b.Bucket(bktEntries)
 		ed := entryDecoder{fields: f}
+		var rr retrievedReader
+		if f&meta.FieldInfo != 0 {
+			rr = newRetrievedReader(b)
+		}
 		if changedSince > 0 {
 			if changedSince >= rec.HighestModSeq {
 				return nil
@@ -155,6 +159,7 @@ func (s *Store) ListEntries(ctx context.Context, acct mail.AccountID, mbox mail.
 				if err != nil {
 					return err
 				}
+				e.Retrieved = rr.at(u)
 				out = append(out, e)
 			}
 			return nil
@@ -165,6 +170,7 @@ func (s *Store) ListEntries(ctx context.Context, acct mail.AccountID, mbox mail.
 			if err != nil {
 				return err
 			}
+			e.Retrieved = rr.at(u)
 			out = append(out, e)
 			return nil
 		})
@@ -281,6 +287,7 @@ func (w *wtx) expungeEntries(a *acctState, m *mboxState, uids mail.UIDSet) ([]ma
 	ms := m.nextModSeq()
 	out := make([]mail.UID, 0, len(list))
 	var set mail.UIDSet
+	rb := m.b.Bucket(bktRetrieved)
 	for _, g := range list {
 		if err := m.e.Delete(uidKey(g.u)); err != nil {
 			return nil, 0, err
@@ -290,6 +297,11 @@ func (w *wtx) expungeEntries(a *acctState, m *mboxState, uids mail.UIDSet) ([]ma
 		}
 		if err := m.v.Put(modSeqKey(ms, g.u), emptyValue); err != nil {
 			return nil, 0, err
+		}
+		if rb != nil {
+			if err := rb.Delete(uidKey(g.u)); err != nil {
+				return nil, 0, err
+			}
 		}
 		m.rec.Messages--
 		m.rec.Size -= g.size

@@ -38,6 +38,12 @@ package localmeta
 //	        e/    <u32 uid> -> packed entry (packEntry)
 //	        m/    <u64 modseq><u32 uid> -> ""   MODSEQ index of live entries
 //	        v/    <u64 modseq><u32 uid> -> ""   vanished log (expunged UIDs)
+//	        r/    <u32 uid> -> u64 unix milliseconds: first POP3 retrieval
+//	              (MarkRetrieved). Apart from e/ so that marking neither
+//	              re-encodes the entry nor touches its MODSEQ, and so that
+//	              COPY/MOVE (which copy e/ values) do not carry it. Created
+//	              on the first mark (files older than it have none); keys
+//	              go with their entry at expunge.
 //	blobgc/
 //	  <account id>/               outside accounts/ so it survives
 //	                              DeleteAccount until the sweeper forgets
@@ -96,9 +102,10 @@ var (
 	bktRefs   = []byte("refs")
 	bktMboxes = []byte("mboxes")
 
-	bktEntries  = []byte("e")
-	bktModSeqs  = []byte("m")
-	bktVanished = []byte("v")
+	bktEntries   = []byte("e")
+	bktModSeqs   = []byte("m")
+	bktVanished  = []byte("v")
+	bktRetrieved = []byte("r")
 
 	bktGCQueue = []byte("q")
 	bktGCIndex = []byte("i")

@@ -464,6 +464,7 @@ func sortedKeys(m map[mail.UID]*meta.Entry) []mail.UID {
 func (s *fakeStore) insert(a *fakeAccount, b *fakeBox, e meta.Entry) meta.Entry {
 	b.mb.HighestModSeq++
 	e.UID, e.ModSeq = b.mb.UIDNext, b.mb.HighestModSeq
+	e.Retrieved = time.Time{} // a new message, never retrieved
 	b.mb.UIDNext++
 	e.Flags = slices.Clone(e.Flags)
 	b.entries[e.UID] = &e
@@ -542,7 +543,7 @@ func (s *fakeStore) ListEntries(ctx context.Context, acct mail.AccountID, mbox m
 			x.Flags = slices.Clone(e.Flags)
 		}
 		if f&meta.FieldInfo != 0 {
-			x.InternalDate, x.Size, x.Blob = e.InternalDate, e.Size, e.Blob
+			x.InternalDate, x.Size, x.Blob, x.Retrieved = e.InternalDate, e.Size, e.Blob, e.Retrieved
 		}
 		if f&meta.FieldStructure != 0 {
 			x.Structure = slices.Clone(e.Structure)
@@ -686,6 +687,24 @@ func (s *fakeStore) Move(ctx context.Context, acct mail.AccountID, src mail.Mail
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.copy(acct, src, uids, dst, true)
+}
+
+func (s *fakeStore) MarkRetrieved(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, b, err := s.box(acct, mbox)
+	if err != nil {
+		return err
+	}
+	if at.UnixMilli() <= 0 {
+		return fmt.Errorf("mark retrieved: %w", meta.ErrInvalidArgument)
+	}
+	for u, e := range b.entries {
+		if uids.Contains(u) && e.Retrieved.IsZero() {
+			e.Retrieved = time.UnixMilli(at.UnixMilli()).UTC()
+		}
+	}
+	return nil
 }
 
 // ---- Changes ----

@@ -55,6 +55,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Accounts", accountTests()},
 		{"Mailboxes", mailboxTests()},
 		{"Messages", messageTests()},
+		{"Retrieved", retrievedTests()},
 		{"Changes", changeTests()},
 		{"Feed", feedTests()},
 		{"Leases", leaseTests()},

@@ -41,6 +41,12 @@ package redismeta
 //	<b>mb:<M>:modseq     zset    uid, scored by its MODSEQ (ChangesSince)
 //	<b>mb:<M>:vanished   zset    expunged uid, scored by the expunge MODSEQ,
 //	                             trimmed to Config.ChangeLogMax entries
+//	<b>mb:<M>:retr       hash    uid -> unix ms of the first POP3 retrieval
+//	                             (MarkRetrieved; HSETNX keeps the first).
+//	                             Apart from flags/info: marking bumps no
+//	                             MODSEQ, and COPY/MOVE, which copy info,
+//	                             do not carry it. Fields go with their
+//	                             entry at expunge.
 //	<b>blobrefs          hash    blob id -> number of entries referring to it
 //	<b>blobgc            zset    blob id, scored by the time (Redis server
 //	                             ms) it lost its last reference
@@ -99,6 +105,9 @@ func (k keys) mbModSeq(a mail.AccountID, m mail.MailboxID) string { return k.mai
 func (k keys) mbVanished(a mail.AccountID, m mail.MailboxID) string {
 	return k.mailbox(a, m) + ":vanished"
 }
+func (k keys) mbRetrieved(a mail.AccountID, m mail.MailboxID) string {
+	return k.mailbox(a, m) + ":retr"
+}
 
 // leaseHash keeps lease names (data) out of key names.
 func leaseHash(name string) string {
@@ -138,5 +147,6 @@ local function kFlags(m) return kMb(m) .. ':flags' end
 local function kInfo(m) return kMb(m) .. ':info' end
 local function kModSeq(m) return kMb(m) .. ':modseq' end
 local function kVanished(m) return kMb(m) .. ':vanished' end
+local function kRetr(m) return kMb(m) .. ':retr' end
 local function kLease(h) return B .. 'lease:' .. h end
 `, "acct", "mboxes", "subs", "blobrefs", "blobgc", "fence", "events")

@@ -230,16 +230,18 @@ func (s *Store) fetch(ctx context.Context, acct mail.AccountID, mbox mail.Mailbo
 }
 
 // fetchCmds are queued HMGETs of flags (always: they carry the MODSEQ)
-// and, when asked for, info, chunk by chunk.
+// and, when asked for, info (and with FieldInfo the retrieval marks),
+// chunk by chunk.
 type fetchCmds struct {
 	uids  []mail.UID
 	flags []*redis.SliceCmd
 	info  []*redis.SliceCmd
+	retr  []*redis.SliceCmd
 }
 
 func (s *Store) queueFetch(ctx context.Context, p redis.Pipeliner, acct mail.AccountID, mbox mail.MailboxID, uids []mail.UID, f meta.Fields) fetchCmds {
 	fc := fetchCmds{uids: uids}
-	fk, ik := s.k.mbFlags(acct, mbox), s.k.mbInfo(acct, mbox)
+	fk, ik, rk := s.k.mbFlags(acct, mbox), s.k.mbInfo(acct, mbox), s.k.mbRetrieved(acct, mbox)
 	for chunk := range slices.Chunk(uids, hmgetChunk) {
 		fields := make([]string, len(chunk))
 		for i, u := range chunk {
@@ -248,6 +250,9 @@ func (s *Store) queueFetch(ctx context.Context, p redis.Pipeliner, acct mail.Acc
 		fc.flags = append(fc.flags, p.HMGet(ctx, fk, fields...))
 		if f&(meta.FieldInfo|meta.FieldStructure) != 0 {
 			fc.info = append(fc.info, p.HMGet(ctx, ik, fields...))
+		}
+		if f&meta.FieldInfo != 0 {
+			fc.retr = append(fc.retr, p.HMGet(ctx, rk, fields...))
 		}
 	}
 	return fc
@@ -259,9 +264,12 @@ func (fc fetchCmds) entries(f meta.Fields, since mail.ModSeq, out []meta.Entry) 
 	for ci, fcmd := range fc.flags {
 		base := ci * hmgetChunk
 		fv := fcmd.Val()
-		var iv []any
+		var iv, rv []any
 		if fc.info != nil {
 			iv = fc.info[ci].Val()
+		}
+		if fc.retr != nil {
+			rv = fc.retr[ci].Val()
 		}
 		for i, x := range fv {
 			v, ok := x.(string)
@@ -286,6 +294,15 @@ func (fc fetchCmds) entries(f meta.Fields, since mail.ModSeq, out []meta.Entry) 
 				}
 				if f&meta.FieldInfo == 0 {
 					e.Size, e.Blob, e.InternalDate = 0, "", time.Time{}
+				}
+			}
+			if rv != nil {
+				if r, ok := rv[i].(string); ok {
+					ms, err := strconv.ParseInt(r, 10, 64)
+					if err != nil {
+						return nil, fmt.Errorf("uid %d: bad retrieval mark %q", e.UID, r)
+					}
+					e.Retrieved = time.UnixMilli(ms).UTC()
 				}
 			}
 			out = append(out, e)

@@ -100,7 +100,10 @@ func TestKeyLayout(t *testing.T) {
 	if _, _, err := f.s.Expunge(ctx, f.acct, mb.ID, mail.NewUIDSet(ap.UID)); err != nil {
 		t.Fatalf("expunge: %v", err)
 	}
-	f.append(t, mb.ID, mail.FlagSeen)
+	kept := f.append(t, mb.ID, mail.FlagSeen)
+	if err := f.s.MarkRetrieved(ctx, f.acct, mb.ID, mail.NewUIDSet(kept.UID), time.Now()); err != nil {
+		t.Fatalf("mark retrieved: %v", err)
+	}
 	if err := f.s.SetSubscribed(ctx, f.acct, oddName, true); err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
@@ -120,7 +123,7 @@ func TestKeyLayout(t *testing.T) {
 		f.s.k.lease(f.acct, "pop3 maildrop"): true,
 		f.s.k.mailbox(f.acct, mb.ID):         true, f.s.k.mbUIDs(f.acct, mb.ID): true,
 		f.s.k.mbFlags(f.acct, mb.ID): true, f.s.k.mbInfo(f.acct, mb.ID): true,
-		f.s.k.mbModSeq(f.acct, mb.ID): true, f.s.k.mbVanished(f.acct, mb.ID): true,
+		f.s.k.mbModSeq(f.acct, mb.ID): true, f.s.k.mbVanished(f.acct, mb.ID): true, f.s.k.mbRetrieved(f.acct, mb.ID): true,
 		f.s.k.logins(): true, f.s.k.accounts(): true, f.s.k.accountIDs(): true,
 		f.s.k.counter("authfail/ip/192.0.2.1"): true,
 	}
@@ -330,6 +333,15 @@ func TestListEntriesPaging(t *testing.T) {
 	for range 40 {
 		all = append(all, f.append(t, f.inbox, mail.FlagSeen).UID)
 	}
+	// Every third entry was retrieved, among them the expunged all[3].
+	var marked mail.UIDSet
+	for i := 0; i < len(all); i += 3 {
+		marked = marked.Add(all[i])
+	}
+	at := time.UnixMilli(1700000000123).UTC()
+	if err := f.s.MarkRetrieved(ctx, f.acct, f.inbox, marked, at); err != nil {
+		t.Fatal(err)
+	}
 	if _, _, err := f.s.Expunge(ctx, f.acct, f.inbox, mail.NewUIDSet(all[3], all[10], all[20])); err != nil {
 		t.Fatal(err)
 	}
@@ -364,6 +376,9 @@ func TestListEntriesPaging(t *testing.T) {
 				if e.Size != 100 || string(e.Structure) != "structure" || !slices.Equal(e.Flags, []mail.Flag{mail.FlagSeen}) ||
 					!e.InternalDate.Equal(time.Unix(1700000000, 123456789)) {
 					t.Errorf("entry %+v", e)
+				}
+				if want := marked.Contains(e.UID); want != e.Retrieved.Equal(at) || (!want && !e.Retrieved.IsZero()) {
+					t.Errorf("entry %d retrieved at %v, marked %v", e.UID, e.Retrieved, want)
 				}
 			}
 			if want := exists(tc.set); !slices.Equal(got, want) {
@@ -504,5 +519,43 @@ func TestConfig(t *testing.T) {
 				t.Errorf("config %+v", c)
 			}
 		})
+	}
+}
+
+// TestRetrievedCleanup: retrieval marks go with their entries: expunge
+// drops the field, deleting the mailbox or the account drops the hash.
+func TestRetrievedCleanup(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := t.Context()
+	mb, err := f.s.CreateMailbox(ctx, f.acct, "Kept", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u1, u2 := f.append(t, mb.ID).UID, f.append(t, mb.ID).UID
+	u3 := f.append(t, f.inbox).UID
+	if err := f.s.MarkRetrieved(ctx, f.acct, mb.ID, mail.NewUIDSet(u1, u2), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.MarkRetrieved(ctx, f.acct, f.inbox, mail.NewUIDSet(u3), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	key, inboxKey := f.s.k.mbRetrieved(f.acct, mb.ID), f.s.k.mbRetrieved(f.acct, f.inbox)
+	if _, _, err := f.s.Expunge(ctx, f.acct, mb.ID, mail.NewUIDSet(u1)); err != nil {
+		t.Fatal(err)
+	}
+	if fields, err := f.s.c.HKeys(ctx, key).Result(); err != nil || !slices.Equal(fields, []string{fmt.Sprint(u2)}) {
+		t.Errorf("marks after expunge of %d: %v, %v; want only %d", u1, fields, err, u2)
+	}
+	if err := f.s.DeleteMailbox(ctx, f.acct, "Kept"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.s.c.Exists(ctx, key).Result(); err != nil || n != 0 {
+		t.Errorf("marks of a deleted mailbox: exists %d, %v", n, err)
+	}
+	if err := f.s.DeleteAccount(ctx, f.acct); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.s.c.Exists(ctx, inboxKey).Result(); err != nil || n != 0 {
+		t.Errorf("marks of a deleted account: exists %d, %v", n, err)
 	}
 }

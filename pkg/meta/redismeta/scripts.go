@@ -115,7 +115,7 @@ end
 -- logging them as vanished; drops blob references when drop is true.
 -- Returns bytes removed. Adjusts mailbox counters, not account usage.
 local function remove_entries(m, uids, ms, drop, logmax)
-  local kU, kF, kI, kM, kV = kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m)
+  local kU, kF, kI, kM, kV, kR = kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m), kRetr(m)
   local bytes, unseen = 0, 0
   local now = nil
   for _, u in ipairs(uids) do
@@ -137,6 +137,7 @@ local function remove_entries(m, uids, ms, drop, logmax)
     redis.call('ZREM', kU, us)
     redis.call('HDEL', kF, us)
     redis.call('HDEL', kI, us)
+    redis.call('HDEL', kR, us)
     redis.call('ZREM', kM, us)
     redis.call('ZADD', kV, ms, us)
   end
@@ -149,7 +150,8 @@ local function remove_entries(m, uids, ms, drop, logmax)
 end
 -- copies (or moves) existing uids (ascending) of src to dst with their
 -- flags, in order, as one change of dst (and one expunge of src for a
--- move). Checks quota for a copy and the UID space before writing.
+-- move). The POP3 retrieval mark (kRetr) is not copied: a copy is a new
+-- message. Checks quota for a copy and the UID space before writing.
 -- Returns the dst MODSEQ and the new uids.
 local function copy_entries(src, uids, dst, move, logmax)
   local kFs, kIs = kFlags(src), kInfo(src)
@@ -230,7 +232,7 @@ local function drop_mailboxes(queue)
       end
     end
     local hms = redis.call('HGET', kMb(m), 'hms') or '0'
-    redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m))
+    redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m), kRetr(m))
     publish(m, 4, tonumber(hms), '')
   end
   redis.call('UNLINK', K_MBOXES)
@@ -306,7 +308,7 @@ end
 redis.call('HINCRBY', K_ACCT, 'ub', fmtint(-bytes))
 redis.call('HINCRBY', K_ACCT, 'um', fmtint(-#infos))
 local hms = redis.call('HGET', kMb(m), 'hms') or '0'
-redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m))
+redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m), kRetr(m))
 redis.call('HDEL', K_MBOXES, ARGV[1])
 publish(m, 4, tonumber(hms), '')
 return 1
@@ -508,6 +510,22 @@ local uids = existing(src, ranges(ARGV[3]))
 if #uids == 0 then return {uv, 0, {}, {}} end
 local dms, dests = copy_entries(src, uids, dst, ARGV[4] == '1', tonumber(ARGV[5]))
 return {uv, dms, uids, dests}
+`)
+
+	// ARGV: mailbox, uid ranges, unix ms. Sets the retrieval mark of the
+	// existing uids that have none (HSETNX); no MODSEQ, no event.
+	// Returns how many it marked.
+	scriptMarkRetrieved = accountScript(`
+mustacct()
+local m = ARGV[1]
+mustmb(m)
+local uids = existing(m, ranges(ARGV[2]))
+local kR = kRetr(m)
+local n = 0
+for _, u in ipairs(uids) do
+  n = n + redis.call('HSETNX', kR, fmtint(u), ARGV[3])
+end
+return n
 `)
 
 	// ARGV: lease hash, holder, ttl ms. Returns {token, expires ms}.

@@ -680,7 +680,10 @@ type Entry struct {
 	Size         int64                  `protobuf:"varint,5,opt,name=size,proto3" json:"size,omitempty"`
 	BlobId       string                 `protobuf:"bytes,6,opt,name=blob_id,json=blobId,proto3" json:"blob_id,omitempty"`
 	// Opaque parse of the message, computed at ingest.
-	Structure     []byte `protobuf:"bytes,7,opt,name=structure,proto3" json:"structure,omitempty"`
+	Structure []byte `protobuf:"bytes,7,opt,name=structure,proto3" json:"structure,omitempty"`
+	// First POP3 retrieval (MarkRetrieved), unset if never; filled in with
+	// ENTRY_FIELD_INFO. Millisecond precision.
+	Retrieved     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=retrieved,proto3" json:"retrieved,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -760,6 +763,13 @@ func (x *Entry) GetBlobId() string {
 func (x *Entry) GetStructure() []byte {
 	if x != nil {
 		return x.Structure
+	}
+	return nil
+}
+
+func (x *Entry) GetRetrieved() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Retrieved
 	}
 	return nil
 }
@@ -3303,6 +3313,110 @@ func (x *MoveResponse) GetCopied() *Copied {
 	return nil
 }
 
+type MarkRetrievedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	MailboxId     uint64                 `protobuf:"varint,2,opt,name=mailbox_id,json=mailboxId,proto3" json:"mailbox_id,omitempty"`
+	Uids          *UidSet                `protobuf:"bytes,3,opt,name=uids,proto3" json:"uids,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkRetrievedRequest) Reset() {
+	*x = MarkRetrievedRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkRetrievedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkRetrievedRequest) ProtoMessage() {}
+
+func (x *MarkRetrievedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkRetrievedRequest.ProtoReflect.Descriptor instead.
+func (*MarkRetrievedRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{54}
+}
+
+func (x *MarkRetrievedRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *MarkRetrievedRequest) GetMailboxId() uint64 {
+	if x != nil {
+		return x.MailboxId
+	}
+	return 0
+}
+
+func (x *MarkRetrievedRequest) GetUids() *UidSet {
+	if x != nil {
+		return x.Uids
+	}
+	return nil
+}
+
+func (x *MarkRetrievedRequest) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
+type MarkRetrievedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkRetrievedResponse) Reset() {
+	*x = MarkRetrievedResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkRetrievedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkRetrievedResponse) ProtoMessage() {}
+
+func (x *MarkRetrievedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkRetrievedResponse.ProtoReflect.Descriptor instead.
+func (*MarkRetrievedResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{55}
+}
+
 type ChangesSinceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -3314,7 +3428,7 @@ type ChangesSinceRequest struct {
 
 func (x *ChangesSinceRequest) Reset() {
 	*x = ChangesSinceRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3326,7 +3440,7 @@ func (x *ChangesSinceRequest) String() string {
 func (*ChangesSinceRequest) ProtoMessage() {}
 
 func (x *ChangesSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3339,7 +3453,7 @@ func (x *ChangesSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesSinceRequest.ProtoReflect.Descriptor instead.
 func (*ChangesSinceRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{54}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *ChangesSinceRequest) GetAccountId() string {
@@ -3378,7 +3492,7 @@ type ChangesSinceResponse struct {
 
 func (x *ChangesSinceResponse) Reset() {
 	*x = ChangesSinceResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3390,7 +3504,7 @@ func (x *ChangesSinceResponse) String() string {
 func (*ChangesSinceResponse) ProtoMessage() {}
 
 func (x *ChangesSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3517,7 @@ func (x *ChangesSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesSinceResponse.ProtoReflect.Descriptor instead.
 func (*ChangesSinceResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{55}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *ChangesSinceResponse) GetHighestModSeq() uint64 {
@@ -3443,7 +3557,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3455,7 +3569,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3468,7 +3582,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{56}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *WatchRequest) GetAccountId() string {
@@ -3488,7 +3602,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +3614,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3513,7 +3627,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{57}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *WatchResponse) GetEvent() *Event {
@@ -3536,7 +3650,7 @@ type AcquireLeaseRequest struct {
 
 func (x *AcquireLeaseRequest) Reset() {
 	*x = AcquireLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3548,7 +3662,7 @@ func (x *AcquireLeaseRequest) String() string {
 func (*AcquireLeaseRequest) ProtoMessage() {}
 
 func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3561,7 +3675,7 @@ func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{58}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AcquireLeaseRequest) GetAccountId() string {
@@ -3601,7 +3715,7 @@ type AcquireLeaseResponse struct {
 
 func (x *AcquireLeaseResponse) Reset() {
 	*x = AcquireLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3613,7 +3727,7 @@ func (x *AcquireLeaseResponse) String() string {
 func (*AcquireLeaseResponse) ProtoMessage() {}
 
 func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3626,7 +3740,7 @@ func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{59}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AcquireLeaseResponse) GetLease() *Lease {
@@ -3648,7 +3762,7 @@ type RenewLeaseRequest struct {
 
 func (x *RenewLeaseRequest) Reset() {
 	*x = RenewLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3660,7 +3774,7 @@ func (x *RenewLeaseRequest) String() string {
 func (*RenewLeaseRequest) ProtoMessage() {}
 
 func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3673,7 +3787,7 @@ func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{60}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *RenewLeaseRequest) GetAccountId() string {
@@ -3713,7 +3827,7 @@ type RenewLeaseResponse struct {
 
 func (x *RenewLeaseResponse) Reset() {
 	*x = RenewLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3725,7 +3839,7 @@ func (x *RenewLeaseResponse) String() string {
 func (*RenewLeaseResponse) ProtoMessage() {}
 
 func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3738,7 +3852,7 @@ func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{61}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *RenewLeaseResponse) GetLease() *Lease {
@@ -3759,7 +3873,7 @@ type ReleaseLeaseRequest struct {
 
 func (x *ReleaseLeaseRequest) Reset() {
 	*x = ReleaseLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3771,7 +3885,7 @@ func (x *ReleaseLeaseRequest) String() string {
 func (*ReleaseLeaseRequest) ProtoMessage() {}
 
 func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3784,7 +3898,7 @@ func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{62}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *ReleaseLeaseRequest) GetAccountId() string {
@@ -3816,7 +3930,7 @@ type ReleaseLeaseResponse struct {
 
 func (x *ReleaseLeaseResponse) Reset() {
 	*x = ReleaseLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3828,7 +3942,7 @@ func (x *ReleaseLeaseResponse) String() string {
 func (*ReleaseLeaseResponse) ProtoMessage() {}
 
 func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3841,7 +3955,7 @@ func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{63}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{65}
 }
 
 type IncrCounterRequest struct {
@@ -3855,7 +3969,7 @@ type IncrCounterRequest struct {
 
 func (x *IncrCounterRequest) Reset() {
 	*x = IncrCounterRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3867,7 +3981,7 @@ func (x *IncrCounterRequest) String() string {
 func (*IncrCounterRequest) ProtoMessage() {}
 
 func (x *IncrCounterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3880,7 +3994,7 @@ func (x *IncrCounterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrCounterRequest.ProtoReflect.Descriptor instead.
 func (*IncrCounterRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{64}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *IncrCounterRequest) GetKey() string {
@@ -3913,7 +4027,7 @@ type IncrCounterResponse struct {
 
 func (x *IncrCounterResponse) Reset() {
 	*x = IncrCounterResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3925,7 +4039,7 @@ func (x *IncrCounterResponse) String() string {
 func (*IncrCounterResponse) ProtoMessage() {}
 
 func (x *IncrCounterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3938,7 +4052,7 @@ func (x *IncrCounterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrCounterResponse.ProtoReflect.Descriptor instead.
 func (*IncrCounterResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{65}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *IncrCounterResponse) GetValue() int64 {
@@ -3957,7 +4071,7 @@ type GetCounterRequest struct {
 
 func (x *GetCounterRequest) Reset() {
 	*x = GetCounterRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3969,7 +4083,7 @@ func (x *GetCounterRequest) String() string {
 func (*GetCounterRequest) ProtoMessage() {}
 
 func (x *GetCounterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3982,7 +4096,7 @@ func (x *GetCounterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounterRequest.ProtoReflect.Descriptor instead.
 func (*GetCounterRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{66}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *GetCounterRequest) GetKey() string {
@@ -4001,7 +4115,7 @@ type GetCounterResponse struct {
 
 func (x *GetCounterResponse) Reset() {
 	*x = GetCounterResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4013,7 +4127,7 @@ func (x *GetCounterResponse) String() string {
 func (*GetCounterResponse) ProtoMessage() {}
 
 func (x *GetCounterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4026,7 +4140,7 @@ func (x *GetCounterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounterResponse.ProtoReflect.Descriptor instead.
 func (*GetCounterResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{67}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *GetCounterResponse) GetValue() int64 {
@@ -4047,7 +4161,7 @@ type PendingBlobsRequest struct {
 
 func (x *PendingBlobsRequest) Reset() {
 	*x = PendingBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4059,7 +4173,7 @@ func (x *PendingBlobsRequest) String() string {
 func (*PendingBlobsRequest) ProtoMessage() {}
 
 func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4072,7 +4186,7 @@ func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsRequest.ProtoReflect.Descriptor instead.
 func (*PendingBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{68}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *PendingBlobsRequest) GetAccountId() string {
@@ -4105,7 +4219,7 @@ type PendingBlobsResponse struct {
 
 func (x *PendingBlobsResponse) Reset() {
 	*x = PendingBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4117,7 +4231,7 @@ func (x *PendingBlobsResponse) String() string {
 func (*PendingBlobsResponse) ProtoMessage() {}
 
 func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4130,7 +4244,7 @@ func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsResponse.ProtoReflect.Descriptor instead.
 func (*PendingBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{69}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{71}
 }
 
 func (x *PendingBlobsResponse) GetBlobIds() []string {
@@ -4150,7 +4264,7 @@ type ForgetBlobsRequest struct {
 
 func (x *ForgetBlobsRequest) Reset() {
 	*x = ForgetBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4162,7 +4276,7 @@ func (x *ForgetBlobsRequest) String() string {
 func (*ForgetBlobsRequest) ProtoMessage() {}
 
 func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4175,7 +4289,7 @@ func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{70}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *ForgetBlobsRequest) GetAccountId() string {
@@ -4200,7 +4314,7 @@ type ForgetBlobsResponse struct {
 
 func (x *ForgetBlobsResponse) Reset() {
 	*x = ForgetBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4212,7 +4326,7 @@ func (x *ForgetBlobsResponse) String() string {
 func (*ForgetBlobsResponse) ProtoMessage() {}
 
 func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4225,7 +4339,7 @@ func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsResponse.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{71}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{73}
 }
 
 type BlobReferencedRequest struct {
@@ -4238,7 +4352,7 @@ type BlobReferencedRequest struct {
 
 func (x *BlobReferencedRequest) Reset() {
 	*x = BlobReferencedRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4250,7 +4364,7 @@ func (x *BlobReferencedRequest) String() string {
 func (*BlobReferencedRequest) ProtoMessage() {}
 
 func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4263,7 +4377,7 @@ func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedRequest.ProtoReflect.Descriptor instead.
 func (*BlobReferencedRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{72}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *BlobReferencedRequest) GetAccountId() string {
@@ -4289,7 +4403,7 @@ type BlobReferencedResponse struct {
 
 func (x *BlobReferencedResponse) Reset() {
 	*x = BlobReferencedResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4301,7 +4415,7 @@ func (x *BlobReferencedResponse) String() string {
 func (*BlobReferencedResponse) ProtoMessage() {}
 
 func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4314,7 +4428,7 @@ func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedResponse.ProtoReflect.Descriptor instead.
 func (*BlobReferencedResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{73}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *BlobReferencedResponse) GetReferenced() bool {
@@ -4368,7 +4482,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x05start\x18\x01 \x01(\rR\x05start\x12\x12\n" +
 	"\x04stop\x18\x02 \x01(\rR\x04stop\"A\n" +
 	"\x06UidSet\x127\n" +
-	"\x06ranges\x18\x01 \x03(\v2\x1f.mailstore.metadata.v1.UidRangeR\x06ranges\"\xd4\x01\n" +
+	"\x06ranges\x18\x01 \x03(\v2\x1f.mailstore.metadata.v1.UidRangeR\x06ranges\"\x8e\x02\n" +
 	"\x05Entry\x12\x10\n" +
 	"\x03uid\x18\x01 \x01(\rR\x03uid\x12\x17\n" +
 	"\amod_seq\x18\x02 \x01(\x04R\x06modSeq\x12\x14\n" +
@@ -4376,7 +4490,8 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\rinternal_date\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\finternalDate\x12\x12\n" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x17\n" +
 	"\ablob_id\x18\x06 \x01(\tR\x06blobId\x12\x1c\n" +
-	"\tstructure\x18\a \x01(\fR\tstructure\"\xc7\x01\n" +
+	"\tstructure\x18\a \x01(\fR\tstructure\x128\n" +
+	"\tretrieved\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tretrieved\"\xc7\x01\n" +
 	"\x05Event\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
@@ -4561,7 +4676,15 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x04uids\x18\x03 \x01(\v2\x1d.mailstore.metadata.v1.UidSetR\x04uids\x124\n" +
 	"\x16destination_mailbox_id\x18\x04 \x01(\x04R\x14destinationMailboxId\"E\n" +
 	"\fMoveResponse\x125\n" +
-	"\x06copied\x18\x01 \x01(\v2\x1d.mailstore.metadata.v1.CopiedR\x06copied\"i\n" +
+	"\x06copied\x18\x01 \x01(\v2\x1d.mailstore.metadata.v1.CopiedR\x06copied\"\xb3\x01\n" +
+	"\x14MarkRetrievedRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
+	"\n" +
+	"mailbox_id\x18\x02 \x01(\x04R\tmailboxId\x121\n" +
+	"\x04uids\x18\x03 \x01(\v2\x1d.mailstore.metadata.v1.UidSetR\x04uids\x12*\n" +
+	"\x02at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\x17\n" +
+	"\x15MarkRetrievedResponse\"i\n" +
 	"\x13ChangesSinceRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
@@ -4647,7 +4770,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x11EVENT_KIND_APPEND\x10\x01\x12\x14\n" +
 	"\x10EVENT_KIND_FLAGS\x10\x02\x12\x16\n" +
 	"\x12EVENT_KIND_EXPUNGE\x10\x03\x12\x16\n" +
-	"\x12EVENT_KIND_MAILBOX\x10\x042\xda\x19\n" +
+	"\x12EVENT_KIND_MAILBOX\x10\x042\xc6\x1a\n" +
 	"\x0fMetadataService\x12g\n" +
 	"\fAuthenticate\x12*.mailstore.metadata.v1.AuthenticateRequest\x1a+.mailstore.metadata.v1.AuthenticateResponse\x12j\n" +
 	"\rCreateAccount\x12+.mailstore.metadata.v1.CreateAccountRequest\x1a,.mailstore.metadata.v1.CreateAccountResponse\x12a\n" +
@@ -4674,7 +4797,8 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"StoreFlags\x12(.mailstore.metadata.v1.StoreFlagsRequest\x1a).mailstore.metadata.v1.StoreFlagsResponse\x12X\n" +
 	"\aExpunge\x12%.mailstore.metadata.v1.ExpungeRequest\x1a&.mailstore.metadata.v1.ExpungeResponse\x12O\n" +
 	"\x04Copy\x12\".mailstore.metadata.v1.CopyRequest\x1a#.mailstore.metadata.v1.CopyResponse\x12O\n" +
-	"\x04Move\x12\".mailstore.metadata.v1.MoveRequest\x1a#.mailstore.metadata.v1.MoveResponse\x12i\n" +
+	"\x04Move\x12\".mailstore.metadata.v1.MoveRequest\x1a#.mailstore.metadata.v1.MoveResponse\x12j\n" +
+	"\rMarkRetrieved\x12+.mailstore.metadata.v1.MarkRetrievedRequest\x1a,.mailstore.metadata.v1.MarkRetrievedResponse\x12i\n" +
 	"\fChangesSince\x12*.mailstore.metadata.v1.ChangesSinceRequest\x1a+.mailstore.metadata.v1.ChangesSinceResponse0\x01\x12T\n" +
 	"\x05Watch\x12#.mailstore.metadata.v1.WatchRequest\x1a$.mailstore.metadata.v1.WatchResponse0\x01\x12g\n" +
 	"\fAcquireLease\x12*.mailstore.metadata.v1.AcquireLeaseRequest\x1a+.mailstore.metadata.v1.AcquireLeaseResponse\x12a\n" +
@@ -4701,7 +4825,7 @@ func file_mailstore_metadata_v1_metadata_proto_rawDescGZIP() []byte {
 }
 
 var file_mailstore_metadata_v1_metadata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
+var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
 var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(EntryField)(0),                   // 0: mailstore.metadata.v1.EntryField
 	(FlagOp)(0),                       // 1: mailstore.metadata.v1.FlagOp
@@ -4760,140 +4884,147 @@ var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(*CopyResponse)(nil),              // 54: mailstore.metadata.v1.CopyResponse
 	(*MoveRequest)(nil),               // 55: mailstore.metadata.v1.MoveRequest
 	(*MoveResponse)(nil),              // 56: mailstore.metadata.v1.MoveResponse
-	(*ChangesSinceRequest)(nil),       // 57: mailstore.metadata.v1.ChangesSinceRequest
-	(*ChangesSinceResponse)(nil),      // 58: mailstore.metadata.v1.ChangesSinceResponse
-	(*WatchRequest)(nil),              // 59: mailstore.metadata.v1.WatchRequest
-	(*WatchResponse)(nil),             // 60: mailstore.metadata.v1.WatchResponse
-	(*AcquireLeaseRequest)(nil),       // 61: mailstore.metadata.v1.AcquireLeaseRequest
-	(*AcquireLeaseResponse)(nil),      // 62: mailstore.metadata.v1.AcquireLeaseResponse
-	(*RenewLeaseRequest)(nil),         // 63: mailstore.metadata.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),        // 64: mailstore.metadata.v1.RenewLeaseResponse
-	(*ReleaseLeaseRequest)(nil),       // 65: mailstore.metadata.v1.ReleaseLeaseRequest
-	(*ReleaseLeaseResponse)(nil),      // 66: mailstore.metadata.v1.ReleaseLeaseResponse
-	(*IncrCounterRequest)(nil),        // 67: mailstore.metadata.v1.IncrCounterRequest
-	(*IncrCounterResponse)(nil),       // 68: mailstore.metadata.v1.IncrCounterResponse
-	(*GetCounterRequest)(nil),         // 69: mailstore.metadata.v1.GetCounterRequest
-	(*GetCounterResponse)(nil),        // 70: mailstore.metadata.v1.GetCounterResponse
-	(*PendingBlobsRequest)(nil),       // 71: mailstore.metadata.v1.PendingBlobsRequest
-	(*PendingBlobsResponse)(nil),      // 72: mailstore.metadata.v1.PendingBlobsResponse
-	(*ForgetBlobsRequest)(nil),        // 73: mailstore.metadata.v1.ForgetBlobsRequest
-	(*ForgetBlobsResponse)(nil),       // 74: mailstore.metadata.v1.ForgetBlobsResponse
-	(*BlobReferencedRequest)(nil),     // 75: mailstore.metadata.v1.BlobReferencedRequest
-	(*BlobReferencedResponse)(nil),    // 76: mailstore.metadata.v1.BlobReferencedResponse
-	(*timestamppb.Timestamp)(nil),     // 77: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 78: google.protobuf.Duration
+	(*MarkRetrievedRequest)(nil),      // 57: mailstore.metadata.v1.MarkRetrievedRequest
+	(*MarkRetrievedResponse)(nil),     // 58: mailstore.metadata.v1.MarkRetrievedResponse
+	(*ChangesSinceRequest)(nil),       // 59: mailstore.metadata.v1.ChangesSinceRequest
+	(*ChangesSinceResponse)(nil),      // 60: mailstore.metadata.v1.ChangesSinceResponse
+	(*WatchRequest)(nil),              // 61: mailstore.metadata.v1.WatchRequest
+	(*WatchResponse)(nil),             // 62: mailstore.metadata.v1.WatchResponse
+	(*AcquireLeaseRequest)(nil),       // 63: mailstore.metadata.v1.AcquireLeaseRequest
+	(*AcquireLeaseResponse)(nil),      // 64: mailstore.metadata.v1.AcquireLeaseResponse
+	(*RenewLeaseRequest)(nil),         // 65: mailstore.metadata.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),        // 66: mailstore.metadata.v1.RenewLeaseResponse
+	(*ReleaseLeaseRequest)(nil),       // 67: mailstore.metadata.v1.ReleaseLeaseRequest
+	(*ReleaseLeaseResponse)(nil),      // 68: mailstore.metadata.v1.ReleaseLeaseResponse
+	(*IncrCounterRequest)(nil),        // 69: mailstore.metadata.v1.IncrCounterRequest
+	(*IncrCounterResponse)(nil),       // 70: mailstore.metadata.v1.IncrCounterResponse
+	(*GetCounterRequest)(nil),         // 71: mailstore.metadata.v1.GetCounterRequest
+	(*GetCounterResponse)(nil),        // 72: mailstore.metadata.v1.GetCounterResponse
+	(*PendingBlobsRequest)(nil),       // 73: mailstore.metadata.v1.PendingBlobsRequest
+	(*PendingBlobsResponse)(nil),      // 74: mailstore.metadata.v1.PendingBlobsResponse
+	(*ForgetBlobsRequest)(nil),        // 75: mailstore.metadata.v1.ForgetBlobsRequest
+	(*ForgetBlobsResponse)(nil),       // 76: mailstore.metadata.v1.ForgetBlobsResponse
+	(*BlobReferencedRequest)(nil),     // 77: mailstore.metadata.v1.BlobReferencedRequest
+	(*BlobReferencedResponse)(nil),    // 78: mailstore.metadata.v1.BlobReferencedResponse
+	(*timestamppb.Timestamp)(nil),     // 79: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 80: google.protobuf.Duration
 }
 var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	3,  // 0: mailstore.metadata.v1.Account.quota:type_name -> mailstore.metadata.v1.Quota
 	4,  // 1: mailstore.metadata.v1.Account.pop3:type_name -> mailstore.metadata.v1.POP3Policy
-	77, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
+	79, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
 	7,  // 3: mailstore.metadata.v1.UidSet.ranges:type_name -> mailstore.metadata.v1.UidRange
-	77, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
-	2,  // 5: mailstore.metadata.v1.Event.kind:type_name -> mailstore.metadata.v1.EventKind
-	8,  // 6: mailstore.metadata.v1.Event.uids:type_name -> mailstore.metadata.v1.UidSet
-	77, // 7: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
-	5,  // 8: mailstore.metadata.v1.AuthenticateResponse.account:type_name -> mailstore.metadata.v1.Account
-	3,  // 9: mailstore.metadata.v1.CreateAccountRequest.quota:type_name -> mailstore.metadata.v1.Quota
-	5,  // 10: mailstore.metadata.v1.CreateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 11: mailstore.metadata.v1.GetAccountResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 12: mailstore.metadata.v1.LookupLoginResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 13: mailstore.metadata.v1.ListAccountsResponse.accounts:type_name -> mailstore.metadata.v1.Account
-	4,  // 14: mailstore.metadata.v1.UpdateAccountRequest.pop3:type_name -> mailstore.metadata.v1.POP3Policy
-	5,  // 15: mailstore.metadata.v1.UpdateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
-	6,  // 16: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
-	6,  // 17: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
-	6,  // 18: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
-	77, // 19: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
-	8,  // 20: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	0,  // 21: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
-	9,  // 22: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
-	8,  // 23: mailstore.metadata.v1.StoreFlagsRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	1,  // 24: mailstore.metadata.v1.StoreFlagsRequest.op:type_name -> mailstore.metadata.v1.FlagOp
-	9,  // 25: mailstore.metadata.v1.StoreFlagsResponse.updated:type_name -> mailstore.metadata.v1.Entry
-	8,  // 26: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 27: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 28: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	53, // 29: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 30: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	53, // 31: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 32: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
-	9,  // 33: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
-	10, // 34: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
-	78, // 35: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 36: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	78, // 37: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 38: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	78, // 39: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
-	77, // 40: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
-	12, // 41: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
-	14, // 42: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
-	16, // 43: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
-	18, // 44: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
-	20, // 45: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
-	22, // 46: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
-	24, // 47: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
-	26, // 48: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
-	28, // 49: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
-	30, // 50: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
-	32, // 51: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
-	34, // 52: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
-	36, // 53: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
-	38, // 54: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
-	40, // 55: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
-	42, // 56: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
-	44, // 57: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
-	46, // 58: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
-	48, // 59: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
-	50, // 60: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
-	52, // 61: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
-	55, // 62: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
-	57, // 63: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
-	59, // 64: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
-	61, // 65: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
-	63, // 66: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
-	65, // 67: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
-	67, // 68: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
-	69, // 69: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
-	71, // 70: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
-	73, // 71: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
-	75, // 72: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
-	13, // 73: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
-	15, // 74: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
-	17, // 75: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
-	19, // 76: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
-	21, // 77: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
-	23, // 78: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
-	25, // 79: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
-	27, // 80: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
-	29, // 81: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
-	31, // 82: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
-	33, // 83: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
-	35, // 84: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
-	37, // 85: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
-	39, // 86: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
-	41, // 87: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
-	43, // 88: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
-	45, // 89: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
-	47, // 90: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
-	49, // 91: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
-	51, // 92: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
-	54, // 93: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
-	56, // 94: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
-	58, // 95: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
-	60, // 96: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
-	62, // 97: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
-	64, // 98: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
-	66, // 99: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
-	68, // 100: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
-	70, // 101: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
-	72, // 102: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
-	74, // 103: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
-	76, // 104: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
-	73, // [73:105] is the sub-list for method output_type
-	41, // [41:73] is the sub-list for method input_type
-	41, // [41:41] is the sub-list for extension type_name
-	41, // [41:41] is the sub-list for extension extendee
-	0,  // [0:41] is the sub-list for field type_name
+	79, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
+	79, // 5: mailstore.metadata.v1.Entry.retrieved:type_name -> google.protobuf.Timestamp
+	2,  // 6: mailstore.metadata.v1.Event.kind:type_name -> mailstore.metadata.v1.EventKind
+	8,  // 7: mailstore.metadata.v1.Event.uids:type_name -> mailstore.metadata.v1.UidSet
+	79, // 8: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
+	5,  // 9: mailstore.metadata.v1.AuthenticateResponse.account:type_name -> mailstore.metadata.v1.Account
+	3,  // 10: mailstore.metadata.v1.CreateAccountRequest.quota:type_name -> mailstore.metadata.v1.Quota
+	5,  // 11: mailstore.metadata.v1.CreateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 12: mailstore.metadata.v1.GetAccountResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 13: mailstore.metadata.v1.LookupLoginResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 14: mailstore.metadata.v1.ListAccountsResponse.accounts:type_name -> mailstore.metadata.v1.Account
+	4,  // 15: mailstore.metadata.v1.UpdateAccountRequest.pop3:type_name -> mailstore.metadata.v1.POP3Policy
+	5,  // 16: mailstore.metadata.v1.UpdateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
+	6,  // 17: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
+	6,  // 18: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
+	6,  // 19: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
+	79, // 20: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
+	8,  // 21: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	0,  // 22: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
+	9,  // 23: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
+	8,  // 24: mailstore.metadata.v1.StoreFlagsRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	1,  // 25: mailstore.metadata.v1.StoreFlagsRequest.op:type_name -> mailstore.metadata.v1.FlagOp
+	9,  // 26: mailstore.metadata.v1.StoreFlagsResponse.updated:type_name -> mailstore.metadata.v1.Entry
+	8,  // 27: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
+	8,  // 28: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	8,  // 29: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	53, // 30: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 31: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	53, // 32: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 33: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	79, // 34: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
+	8,  // 35: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
+	9,  // 36: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
+	10, // 37: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
+	80, // 38: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 39: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	80, // 40: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 41: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	80, // 42: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
+	79, // 43: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
+	12, // 44: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
+	14, // 45: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
+	16, // 46: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
+	18, // 47: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
+	20, // 48: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
+	22, // 49: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
+	24, // 50: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
+	26, // 51: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
+	28, // 52: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
+	30, // 53: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
+	32, // 54: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
+	34, // 55: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
+	36, // 56: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
+	38, // 57: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
+	40, // 58: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
+	42, // 59: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
+	44, // 60: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
+	46, // 61: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
+	48, // 62: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
+	50, // 63: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
+	52, // 64: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
+	55, // 65: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
+	57, // 66: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
+	59, // 67: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
+	61, // 68: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
+	63, // 69: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
+	65, // 70: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
+	67, // 71: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
+	69, // 72: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
+	71, // 73: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
+	73, // 74: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
+	75, // 75: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
+	77, // 76: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
+	13, // 77: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
+	15, // 78: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
+	17, // 79: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
+	19, // 80: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
+	21, // 81: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
+	23, // 82: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
+	25, // 83: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
+	27, // 84: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
+	29, // 85: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
+	31, // 86: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
+	33, // 87: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
+	35, // 88: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
+	37, // 89: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
+	39, // 90: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
+	41, // 91: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
+	43, // 92: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
+	45, // 93: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
+	47, // 94: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
+	49, // 95: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
+	51, // 96: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
+	54, // 97: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
+	56, // 98: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
+	58, // 99: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
+	60, // 100: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
+	62, // 101: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
+	64, // 102: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
+	66, // 103: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
+	68, // 104: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
+	70, // 105: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
+	72, // 106: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
+	74, // 107: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
+	76, // 108: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
+	78, // 109: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
+	77, // [77:110] is the sub-list for method output_type
+	44, // [44:77] is the sub-list for method input_type
+	44, // [44:44] is the sub-list for extension type_name
+	44, // [44:44] is the sub-list for extension extendee
+	0,  // [0:44] is the sub-list for field type_name
 }
 
 func init() { file_mailstore_metadata_v1_metadata_proto_init() }
@@ -4913,7 +5044,7 @@ func file_mailstore_metadata_v1_metadata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailstore_metadata_v1_metadata_proto_rawDesc), len(file_mailstore_metadata_v1_metadata_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   74,
+			NumMessages:   76,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -83,6 +83,7 @@ const (
 	MetadataService_Expunge_FullMethodName           = "/mailstore.metadata.v1.MetadataService/Expunge"
 	MetadataService_Copy_FullMethodName              = "/mailstore.metadata.v1.MetadataService/Copy"
 	MetadataService_Move_FullMethodName              = "/mailstore.metadata.v1.MetadataService/Move"
+	MetadataService_MarkRetrieved_FullMethodName     = "/mailstore.metadata.v1.MetadataService/MarkRetrieved"
 	MetadataService_ChangesSince_FullMethodName      = "/mailstore.metadata.v1.MetadataService/ChangesSince"
 	MetadataService_Watch_FullMethodName             = "/mailstore.metadata.v1.MetadataService/Watch"
 	MetadataService_AcquireLease_FullMethodName      = "/mailstore.metadata.v1.MetadataService/AcquireLease"
@@ -172,6 +173,12 @@ type MetadataServiceClient interface {
 	// Move is Copy then Expunge of the sources, atomically.
 	// Errors: as Copy.
 	Move(ctx context.Context, in *MoveRequest, opts ...grpc.CallOption) (*MoveResponse, error)
+	// MarkRetrieved records at as the first POP3 retrieval of every
+	// existing entry in uids that has none; marked entries keep their time,
+	// missing UIDs are ignored. No MODSEQ, no event. Errors:
+	// NO_SUCH_ACCOUNT, NO_SUCH_MAILBOX, INVALID_ARGUMENT (at unset or not
+	// after the epoch).
+	MarkRetrieved(ctx context.Context, in *MarkRetrievedRequest, opts ...grpc.CallOption) (*MarkRetrievedResponse, error)
 	// ChangesSince streams what changed after a MODSEQ: the first message
 	// carries highest_mod_seq, vanished and trimmed, every message a chunk
 	// of changed entries (at most 500 each). Errors (before any message):
@@ -444,6 +451,16 @@ func (c *metadataServiceClient) Move(ctx context.Context, in *MoveRequest, opts 
 	return out, nil
 }
 
+func (c *metadataServiceClient) MarkRetrieved(ctx context.Context, in *MarkRetrievedRequest, opts ...grpc.CallOption) (*MarkRetrievedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MarkRetrievedResponse)
+	err := c.cc.Invoke(ctx, MetadataService_MarkRetrieved_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *metadataServiceClient) ChangesSince(ctx context.Context, in *ChangesSinceRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ChangesSinceResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &MetadataService_ServiceDesc.Streams[1], MetadataService_ChangesSince_FullMethodName, cOpts...)
@@ -639,6 +656,12 @@ type MetadataServiceServer interface {
 	// Move is Copy then Expunge of the sources, atomically.
 	// Errors: as Copy.
 	Move(context.Context, *MoveRequest) (*MoveResponse, error)
+	// MarkRetrieved records at as the first POP3 retrieval of every
+	// existing entry in uids that has none; marked entries keep their time,
+	// missing UIDs are ignored. No MODSEQ, no event. Errors:
+	// NO_SUCH_ACCOUNT, NO_SUCH_MAILBOX, INVALID_ARGUMENT (at unset or not
+	// after the epoch).
+	MarkRetrieved(context.Context, *MarkRetrievedRequest) (*MarkRetrievedResponse, error)
 	// ChangesSince streams what changed after a MODSEQ: the first message
 	// carries highest_mod_seq, vanished and trimmed, every message a chunk
 	// of changed entries (at most 500 each). Errors (before any message):
@@ -747,6 +770,9 @@ func (UnimplementedMetadataServiceServer) Copy(context.Context, *CopyRequest) (*
 }
 func (UnimplementedMetadataServiceServer) Move(context.Context, *MoveRequest) (*MoveResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Move not implemented")
+}
+func (UnimplementedMetadataServiceServer) MarkRetrieved(context.Context, *MarkRetrievedRequest) (*MarkRetrievedResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MarkRetrieved not implemented")
 }
 func (UnimplementedMetadataServiceServer) ChangesSince(*ChangesSinceRequest, grpc.ServerStreamingServer[ChangesSinceResponse]) error {
 	return status.Error(codes.Unimplemented, "method ChangesSince not implemented")
@@ -1188,6 +1214,24 @@ func _MetadataService_Move_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetadataService_MarkRetrieved_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MarkRetrievedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).MarkRetrieved(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_MarkRetrieved_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).MarkRetrieved(ctx, req.(*MarkRetrievedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MetadataService_ChangesSince_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(ChangesSinceRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -1444,6 +1488,10 @@ var MetadataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Move",
 			Handler:    _MetadataService_Move_Handler,
+		},
+		{
+			MethodName: "MarkRetrieved",
+			Handler:    _MetadataService_MarkRetrieved_Handler,
 		},
 		{
 			MethodName: "AcquireLease",
