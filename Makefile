@@ -13,7 +13,7 @@ PKGS     ?= ./...
 TOOLS    = exports="$$(scripts/tools.sh $(TOOLS_FLAGS))" && eval "$$exports"
 BENCHTIME ?= 1s
 
-.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap clean tools
+.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 clean tools
 
 all: build
 
@@ -54,16 +54,20 @@ fmt:
 proto:
 	scripts/proto.sh
 
-## bench: benchmarks of both metadata backends, every blob backend and the IMAP gateway; see docs/benchmarks.md.
+## bench: benchmarks of both metadata backends, every blob backend and the IMAP and POP3 gateways; see docs/benchmarks.md.
 bench:
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 60m \
 		./pkg/meta/localmeta/ ./pkg/meta/redismeta/ ./pkg/blob/fsblob/ ./pkg/blob/s3blob/ ./pkg/blob/grpcblob/ ./pkg/mime/ ./pkg/password/ \
-		./services/imapgw/
+		./services/imapgw/ ./services/pop3gw/
 
 ## bench-imap: the IMAP gateway's benchmarks only (a few minutes; 10,000 IDLE sessions want an open-file limit above 10,256, else fewer are measured).
 bench-imap:
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 30m \
 		./services/imapgw/
+
+## bench-pop3: the POP3 gateway's benchmarks only (under a minute).
+bench-pop3:
+	@$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 30m ./services/pop3gw/
 
 clean:
 	rm -rf $(BIN)

@@ -282,7 +282,7 @@ func (a *App) initMetadata() error {
 	if err := a.initDemo(); err != nil {
 		return err
 	}
-	a.runs = append(a.runs, namedRun{"blob-sweeper", svc.Run})
+	a.runs = append(a.runs, namedRun{"maintenance", svc.Run})
 	return nil
 }
 

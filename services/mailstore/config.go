@@ -92,6 +92,11 @@ func (c *Config) Validate() error {
 	}
 	run := expand(targets)
 	if run[Metadata] {
+		// The reaper applies the POP3 gateway's server-wide policy.
+		if err := c.POP3.ParseDefault(); err != nil {
+			return err
+		}
+		c.Metadata.POP3Default = c.POP3.Default
 		if err := c.Metadata.Validate(); err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -36,8 +37,45 @@ func (s *session) capabilities() []string {
 			caps = append(caps, "STLS")
 		}
 	}
-	// Messages are removed only by DELE and QUIT (the RFC 1939 policy).
-	return append(caps, "EXPIRE NEVER", "IMPLEMENTATION mailstore")
+	// RFC 2449 section 6.7 and 6.8: before login, the server-wide values,
+	// marked USER as an account may have its own; after, the account's.
+	if s.state == stateAuthorization {
+		def := s.gw.cfg.Default
+		caps = append(caps, "EXPIRE "+expireValue(def)+" USER")
+		if def.LoginDelay > 0 {
+			caps = append(caps, fmt.Sprintf("LOGIN-DELAY %d USER", def.LoginDelay))
+		}
+	} else {
+		caps = append(caps, "EXPIRE "+expireValue(s.policy))
+		if s.policy.LoginDelay > 0 {
+			caps = append(caps, fmt.Sprintf("LOGIN-DELAY %d", s.policy.LoginDelay))
+		}
+	}
+	return append(caps, "IMPLEMENTATION mailstore")
+}
+
+// expireValue is the EXPIRE capability's argument for a policy: NEVER
+// unless retrieved messages are removed after some days. (Under "forever"
+// a deleted message is only hidden from POP3; under "delete" it goes at
+// QUIT, as the client asked: neither expires on the server's initiative.)
+func expireValue(p meta.POP3Policy) string {
+	if p.Mode == meta.POP3KeepDays {
+		return strconv.Itoa(p.KeepDays)
+	}
+	return "NEVER"
+}
+
+// effectivePolicy is an account's policy with the server-wide defaults
+// filled in where the account has none.
+func effectivePolicy(acct, def meta.POP3Policy) meta.POP3Policy {
+	p := acct
+	if p.Mode == meta.POP3Default {
+		p.Mode, p.KeepDays = def.Mode, def.KeepDays
+	}
+	if p.LoginDelay == 0 {
+		p.LoginDelay = def.LoginDelay
+	}
+	return p
 }
 
 func cmdCapa(s *session, _ context.Context, args string) error {
@@ -224,14 +262,33 @@ func (s *session) login(ctx context.Context, user, pass string) error {
 	case err != nil:
 		return fmt.Errorf("lock maildrop: %w", err)
 	}
-	drop, err := loadMaildrop(ctx, m, acct.ID)
-	if err != nil {
+	release := func() {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		_ = m.ReleaseLease(rctx, acct.ID, leaseName, lease.Token)
+	}
+	policy := effectivePolicy(acct.POP3, s.gw.cfg.Default)
+	if policy.LoginDelay > 0 {
+		// One login per LOGIN-DELAY window, whatever pod it lands on: the
+		// counter lives for the window from the first login in it. Counted
+		// only once the lock is ours, so an IN-USE answer costs nothing.
+		delay := time.Duration(policy.LoginDelay) * time.Second
+		n, err := m.IncrCounter(ctx, "pop3login/"+string(acct.ID), 1, delay)
+		if err != nil {
+			release()
+			return fmt.Errorf("check login delay: %w", err)
+		}
+		if n > 1 {
+			release()
+			return errf("[LOGIN-DELAY] Minimum time between logins is %d seconds", policy.LoginDelay)
+		}
+	}
+	drop, err := loadMaildrop(ctx, m, acct.ID)
+	if err != nil {
+		release()
 		return err
 	}
-	s.drop, s.lease = drop, lease
+	s.drop, s.lease, s.policy = drop, lease, policy
 	s.logger = s.logger.With("account", acct.ID)
 	lctx, stop := context.WithCancel(s.ctx)
 	s.leaseStop, s.leaseDone = stop, make(chan struct{})

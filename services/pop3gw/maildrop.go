@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -37,24 +39,33 @@ type maildrop struct {
 }
 
 type message struct {
-	uid     mail.UID
-	blob    mail.BlobID
-	wire    int64 // wire size, -1 until known
-	deleted bool
+	uid       mail.UID
+	blob      mail.BlobID
+	wire      int64 // wire size, -1 until known
+	deleted   bool
+	retrieved bool // sent whole by RETR in this session
 }
+
+// DeletedKeyword marks a message a POP3 client deleted under a policy
+// that keeps it on the server ("forever", "days"): POP3 no longer lists
+// it, IMAP still shows it. (Dovecot's pop3_deleted_flag does the same.)
+const DeletedKeyword mail.Flag = "$POP3Deleted"
 
 func loadMaildrop(ctx context.Context, m Store, acct mail.AccountID) (*maildrop, error) {
 	inbox, err := m.Mailbox(ctx, acct, "INBOX")
 	if err != nil {
 		return nil, fmt.Errorf("open maildrop: %w", err)
 	}
-	entries, err := m.ListEntries(ctx, acct, inbox.ID, mail.AllUIDs(), meta.FieldInfo, 0)
+	entries, err := m.ListEntries(ctx, acct, inbox.ID, mail.AllUIDs(), meta.FieldInfo|meta.FieldFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("list maildrop: %w", err)
 	}
-	d := &maildrop{acct: acct, mbox: inbox.ID, uidValidity: inbox.UIDValidity, msgs: make([]*message, len(entries))}
-	for i, e := range entries {
-		d.msgs[i] = &message{uid: e.UID, blob: e.Blob, wire: -1}
+	d := &maildrop{acct: acct, mbox: inbox.ID, uidValidity: inbox.UIDValidity, msgs: make([]*message, 0, len(entries))}
+	for _, e := range entries {
+		if slices.Contains(e.Flags, DeletedKeyword) {
+			continue
+		}
+		d.msgs = append(d.msgs, &message{uid: e.UID, blob: e.Blob, wire: -1})
 	}
 	return d, nil
 }
@@ -272,9 +283,12 @@ func (s *session) send(ctx context.Context, m *message, bodyLines int) error {
 	case err != nil:
 		return errConnLost
 	}
-	if bodyLines < 0 && m.wire < 0 {
-		m.wire = n
-		s.gw.sizes.put(d.acct, m.blob, n)
+	if bodyLines < 0 {
+		m.retrieved = true
+		if m.wire < 0 {
+			m.wire = n
+			s.gw.sizes.put(d.acct, m.blob, n)
+		}
 	}
 	s.reply(".")
 	return nil
@@ -309,8 +323,10 @@ func cmdNoop(s *session, _ context.Context, args string) error {
 	return nil
 }
 
-// cmdQuit ends the session; in TRANSACTION it enters UPDATE: the DELE
-// marks become one Expunge, done only while the lease is still ours.
+// cmdQuit ends the session; in TRANSACTION it enters UPDATE, done only
+// while the lease is still ours: messages sent by RETR become \Seen, and
+// the DELE marks are applied by the account's policy (see update). A
+// session that ends any other way changes nothing.
 func cmdQuit(s *session, ctx context.Context, args string) error {
 	if args != "" {
 		return errf("QUIT takes no arguments")
@@ -320,13 +336,19 @@ func cmdQuit(s *session, ctx context.Context, args string) error {
 		s.reply("+OK mailstore POP3 signing off")
 		return nil
 	}
-	var uids mail.UIDSet
+	var deleted, retrieved, touched mail.UIDSet
 	for _, m := range s.drop.msgs {
-		if m.deleted {
-			uids = uids.Add(m.uid)
+		switch {
+		case m.deleted:
+			deleted = deleted.Add(m.uid)
+		case m.retrieved:
+			retrieved = retrieved.Add(m.uid)
+		default:
+			continue
 		}
+		touched = touched.Add(m.uid)
 	}
-	if uids.Empty() {
+	if touched.Empty() {
 		s.reply("+OK mailstore POP3 signing off")
 		return nil
 	}
@@ -339,12 +361,61 @@ func cmdQuit(s *session, ctx context.Context, args string) error {
 		s.reply("-ERR [SYS/TEMP] Some deleted messages not removed")
 		return nil
 	}
-	gone, _, err := s.gw.deps.Meta.Expunge(ctx, s.drop.acct, s.drop.mbox, uids)
+	n, err := s.update(ctx, deleted, retrieved, touched)
 	if err != nil {
 		s.logger.Warn("update maildrop", "err", err)
 		s.reply("-ERR [SYS/TEMP] Some deleted messages not removed")
 		return nil
 	}
-	s.reply(fmt.Sprintf("+OK mailstore POP3 signing off (%d messages deleted)", len(gone)))
+	s.reply(fmt.Sprintf("+OK mailstore POP3 signing off (%d messages deleted)", n))
 	return nil
+}
+
+// update applies the session's changes by the account's policy
+// (touched is deleted and retrieved together):
+//   - delete (RFC 1939): the deleted messages are expunged, as one
+//     Expunge that IMAP sessions see like any other;
+//   - forever: they get DeletedKeyword, which hides them from POP3;
+//   - days: they get it too, and with the retrieved ones their first
+//     retrieval is recorded, from which the metadata service's reaper
+//     counts the days before it expunges them.
+//
+// Retrieved messages become \Seen, as in other servers, so an IMAP client
+// of the same account sees what was downloaded. It returns how many
+// messages left the maildrop.
+func (s *session) update(ctx context.Context, deleted, retrieved, touched mail.UIDSet) (int, error) {
+	d, m := s.drop, s.gw.deps.Meta
+	gone := 0
+	switch s.policy.Mode {
+	case meta.POP3KeepDays:
+		if err := m.MarkRetrieved(ctx, d.acct, d.mbox, touched, time.Now()); err != nil {
+			return 0, fmt.Errorf("record retrieval: %w", err)
+		}
+		fallthrough
+	case meta.POP3KeepForever:
+		if !deleted.Empty() {
+			if _, err := m.StoreFlags(ctx, d.acct, d.mbox, meta.FlagChange{
+				UIDs: deleted, Op: meta.FlagsAdd, Flags: []mail.Flag{mail.FlagSeen, DeletedKeyword},
+			}); err != nil {
+				return 0, fmt.Errorf("hide deleted messages: %w", err)
+			}
+			gone = deleted.Count()
+		}
+	default:
+		if !deleted.Empty() {
+			uids, _, err := m.Expunge(ctx, d.acct, d.mbox, deleted)
+			if err != nil {
+				return 0, fmt.Errorf("expunge deleted messages: %w", err)
+			}
+			gone = len(uids)
+		}
+	}
+	if !retrieved.Empty() {
+		if _, err := m.StoreFlags(ctx, d.acct, d.mbox, meta.FlagChange{
+			UIDs: retrieved, Op: meta.FlagsAdd, Flags: []mail.Flag{mail.FlagSeen},
+		}); err != nil {
+			return gone, fmt.Errorf("mark retrieved messages seen: %w", err)
+		}
+	}
+	return gone, nil
 }

@@ -35,7 +35,7 @@ func TestCommands(t *testing.T) {
 		})
 	}
 	caps := c.multi("CAPA")
-	for _, want := range []string{"TOP", "USER", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "SASL PLAIN LOGIN", "EXPIRE NEVER", "IMPLEMENTATION mailstore"} {
+	for _, want := range []string{"TOP", "USER", "UIDL", "PIPELINING", "RESP-CODES", "AUTH-RESP-CODE", "SASL PLAIN LOGIN", "EXPIRE NEVER USER", "IMPLEMENTATION mailstore"} {
 		if !slices.Contains(caps, want) {
 			t.Fatalf("CAPA lacks %q: %q", want, caps)
 		}

@@ -65,6 +65,19 @@ type Config struct {
 	// doubling with each further one (at most 5s).
 	MaxAuthFailures  int
 	AuthFailureDelay time.Duration
+	// MaxConnsPerIP bounds the connections from one client address.
+	MaxConnsPerIP int
+	// CommandRate paces each session to that many commands per second
+	// after a burst of CommandBurst (0: unpaced); a faster client waits.
+	CommandRate  float64
+	CommandBurst int
+	// Keep is the server-wide leave-on-server policy ("none", "forever" or
+	// "Nd") for accounts that have none of their own; LoginDelay the
+	// server-wide minimum time between logins (RFC 2449 LOGIN-DELAY).
+	// Validate fills in Default from them.
+	Keep       string
+	LoginDelay time.Duration
+	Default    meta.POP3Policy
 }
 
 // RegisterFlags registers the gateway's flags.
@@ -82,6 +95,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.WriteTimeout, "pop3.write-timeout", 2*time.Minute, "How long a write to a client may block before the session is dropped.")
 	f.IntVar(&c.MaxAuthFailures, "pop3.auth.max-failures", 5, "Failed authentications after which a connection is closed.")
 	f.DurationVar(&c.AuthFailureDelay, "pop3.auth.failure-delay", 250*time.Millisecond, "Delay of the answer to a failed authentication, doubling with each failure on the connection (at most 5s).")
+	f.IntVar(&c.MaxConnsPerIP, "pop3.max-connections-per-ip", 50, "Most POP3 connections from one client IP address to this gateway (0: no bound).")
+	f.Float64Var(&c.CommandRate, "pop3.command-rate", 1000, "Commands per second a session may send after a burst; a faster client is slowed down, not refused (0: unpaced).")
+	f.IntVar(&c.CommandBurst, "pop3.command-burst", 20000, "Commands a session may send at once before -pop3.command-rate paces it (20,000 lets a client RETR and DELE 10,000 messages in one go).")
+	f.StringVar(&c.Keep, "pop3.keep", "none", "Server-wide leave-on-server policy for accounts without their own: none (DELE removes, RFC 1939), forever (DELE only hides the message from POP3), or Nd (kept N days after first retrieval, then removed by the metadata service's reaper). Set it the same on metadata and POP3 pods.")
+	f.DurationVar(&c.LoginDelay, "pop3.login-delay", 0, "Server-wide minimum time between POP3 logins of one account (RFC 2449 LOGIN-DELAY), for accounts without their own; 0 for none.")
 }
 
 // Validate checks the configuration.
@@ -105,16 +123,48 @@ func (c *Config) Validate() error {
 		return errors.New("-pop3.auth.max-failures: must be at least 1")
 	case c.AuthFailureDelay < 0:
 		return errors.New("-pop3.auth.failure-delay: must not be negative")
+	case c.MaxConnsPerIP < 0:
+		return errors.New("-pop3.max-connections-per-ip: must not be negative")
+	case c.CommandRate < 0:
+		return errors.New("-pop3.command-rate: must not be negative")
+	case c.CommandRate > 0 && c.CommandBurst < 1:
+		return errors.New("-pop3.command-burst: must be at least 1")
 	}
+	return c.ParseDefault()
+}
+
+// ParseDefault fills in Default from Keep and LoginDelay. The metadata
+// service's reaper needs the same server-wide default, so the wiring
+// calls it for metadata pods too.
+func (c *Config) ParseDefault() error {
+	if c.LoginDelay < 0 || c.LoginDelay%time.Second != 0 {
+		return errors.New("-pop3.login-delay: must be whole seconds, not negative")
+	}
+	keep := c.Keep
+	if keep == "" {
+		keep = "none"
+	}
+	p, err := meta.ParsePOP3Keep(keep)
+	if err != nil {
+		return fmt.Errorf("-pop3.keep: %w", err)
+	}
+	if p.Mode == meta.POP3Default {
+		return errors.New("-pop3.keep: the server-wide policy must be none, forever or Nd")
+	}
+	p.LoginDelay = int(c.LoginDelay / time.Second)
+	c.Default = p
 	return nil
 }
 
 // Store is what the gateway asks of the metadata store.
 type Store interface {
 	meta.Leases
+	meta.Counters
 	Mailbox(ctx context.Context, acct mail.AccountID, name string) (meta.Mailbox, error)
 	ListEntries(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, f meta.Fields, changedSince mail.ModSeq) ([]meta.Entry, error)
+	StoreFlags(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, c meta.FlagChange) (meta.FlagResult, error)
 	Expunge(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet) ([]mail.UID, mail.ModSeq, error)
+	MarkRetrieved(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, at time.Time) error
 }
 
 // Blobs is what the gateway asks of the blob store.
@@ -158,6 +208,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps.Pod, _ = os.Hostname()
 	}
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sizes: newSizeCache(1 << 16)}
+	g.conns.MaxPerIP = cfg.MaxConnsPerIP
+	g.conns.Refuse = func(c net.Conn) {
+		_, _ = io.WriteString(c, "-ERR [SYS/TEMP] Too many connections from your address\r\n")
+	}
 	if cfg.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/meta"
+	"github.com/mailstore/mailstore/pkg/ratelimit"
 )
 
 // Session states (RFC 1939 section 3). UPDATE is entered by QUIT and
@@ -44,12 +45,15 @@ type session struct {
 
 	state state
 	tls   bool
+	pace  *ratelimit.Bucket
 
 	// AUTHORIZATION: the name given by USER, and failures so far.
 	user         string
 	authFailures int
 
-	// TRANSACTION: the account, its lease and the maildrop snapshot.
+	// TRANSACTION: the account, its effective leave-on-server policy, its
+	// lease and the maildrop snapshot.
+	policy    meta.POP3Policy
 	drop      *maildrop
 	lease     meta.Lease
 	leaseStop context.CancelFunc
@@ -61,7 +65,8 @@ type session struct {
 
 func newSession(parent context.Context, g *Gateway, c net.Conn, implicitTLS bool) *session {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
-	s := &session{gw: g, ctx: ctx, cancel: cancel, tls: implicitTLS, remote: c.RemoteAddr().String()}
+	s := &session{gw: g, ctx: ctx, cancel: cancel, tls: implicitTLS, remote: c.RemoteAddr().String(),
+		pace: ratelimit.New(g.cfg.CommandRate, g.cfg.CommandBurst)}
 	s.logger = g.logger.With("remote", s.remote)
 	s.setConn(c)
 	return s
@@ -186,6 +191,19 @@ func (s *session) readCommand() bool {
 	line, err := s.readLine()
 	if err != nil {
 		return s.readFailed(err)
+	}
+	if d := s.pace.Delay(); d > 0 {
+		// Over the command rate: answer what is done, then wait.
+		if s.bw.Flush() != nil {
+			return false
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return s.readFailed(s.ctx.Err())
+		case <-t.C:
+		}
 	}
 	if s.ctx.Err() != nil {
 		return s.readFailed(s.ctx.Err())
