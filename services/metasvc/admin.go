@@ -15,6 +15,7 @@ import (
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
 	"github.com/mailstore/mailstore/pkg/password"
+	"github.com/mailstore/mailstore/pkg/sieve"
 )
 
 // admin implements the admin API over the metadata store and, for
@@ -213,6 +214,14 @@ const MaxSieveScript = 256 << 10
 func (a *admin) SetSieveScript(ctx context.Context, r *adminv1.SetSieveScriptRequest) (*adminv1.Empty, error) {
 	if len(r.Script) > MaxSieveScript {
 		return nil, status.Errorf(codes.InvalidArgument, "sieve script is larger than %d bytes", MaxSieveScript)
+	}
+	// A script is checked when it is set, so a mistake is reported to the
+	// one who made it (with line and column), not found at delivery. The
+	// empty script removes the account's script.
+	if r.Script != "" {
+		if _, err := sieve.Compile([]byte(r.Script), sieve.Options{}); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "sieve script: %v", err)
+		}
 	}
 	if _, err := a.update(ctx, r.Login, meta.AccountUpdate{SieveScript: &r.Script}); err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package metasvc
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -287,6 +288,20 @@ func TestAdminValidation(t *testing.T) {
 		}, codes.InvalidArgument},
 		{"days without count", func() error {
 			_, err := f.svc.admin.SetPOP3Policy(ctx, &adminv1.SetPOP3PolicyRequest{Login: "admin@example.com", Policy: &adminv1.POP3Policy{Mode: "days"}})
+			return err
+		}, codes.InvalidArgument},
+		{"sieve syntax error", func() error {
+			_, err := f.svc.admin.SetSieveScript(ctx, &adminv1.SetSieveScriptRequest{Login: "admin@example.com", Script: "if true {\n  keep\n}"})
+			if err != nil && !strings.Contains(err.Error(), "line 3, column 1") {
+				return fmt.Errorf("error without the position: %w", err)
+			}
+			return err
+		}, codes.InvalidArgument},
+		{"sieve redirect", func() error {
+			_, err := f.svc.admin.SetSieveScript(ctx, &adminv1.SetSieveScriptRequest{Login: "admin@example.com", Script: `redirect "a@example.org";`})
+			if err != nil && !strings.Contains(err.Error(), "does not send mail") {
+				return fmt.Errorf("error without the reason: %w", err)
+			}
 			return err
 		}, codes.InvalidArgument},
 		{"huge sieve script", func() error {
