@@ -17,13 +17,13 @@ import (
 	"crypto/tls"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"time"
 
 	"github.com/mailstore/mailstore/pkg/blob"
+	"github.com/mailstore/mailstore/pkg/certreload"
 	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/pkg/meta"
@@ -63,7 +63,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ListenAddress, "imap.listen-address", "127.0.0.1:1143", "IMAP listen address (plain, with STARTTLS when a certificate is set).")
 	f.StringVar(&c.TLSListenAddress, "imap.tls-listen-address", "127.0.0.1:1993", "IMAP implicit-TLS listen address; used only when -imap.tls.cert-file is set.")
-	f.StringVar(&c.CertFile, "imap.tls.cert-file", "", "PEM certificate chain for STARTTLS and implicit TLS.")
+	f.StringVar(&c.CertFile, "imap.tls.cert-file", "", "PEM certificate chain for STARTTLS and implicit TLS; reloaded when the file changes.")
 	f.StringVar(&c.KeyFile, "imap.tls.key-file", "", "PEM private key of the certificate.")
 	f.BoolVar(&c.AllowPlaintextAuth, "imap.allow-plaintext-auth", false, "Allow authentication without TLS from any client.")
 	f.BoolVar(&c.AllowPlaintextLoopback, "imap.allow-plaintext-loopback", true, "Allow authentication without TLS from loopback clients.")
@@ -143,11 +143,12 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		_, _ = io.WriteString(c, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
 	}
 	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		// Reloaded when the files change (certificate rotation).
+		tc, err := certreload.Load("imap", cfg.CertFile, cfg.KeyFile, deps.Logger)
 		if err != nil {
-			return nil, fmt.Errorf("-imap.tls.cert-file: %w", err)
+			return nil, err
 		}
-		g.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		g.tls = tc
 	}
 	g.hub = newHub(deps.Meta, deps.Logger)
 	return g, nil

@@ -2,8 +2,10 @@ package pop3gw
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -368,4 +370,44 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("STLS with data after it: %q", got)
 	}
 	c.eof()
+}
+
+// TestTLSCertificateSwap: a certificate replaced on disk is served to the
+// next implicit-TLS connection, without a restart.
+func TestTLSCertificateSwap(t *testing.T) {
+	e := newEnv(t)
+	certFile, keyFile, pool := testCert(t)
+	e.gateway(func(c *Config) { c.CertFile, c.KeyFile = certFile, keyFile })
+	connect := func(pool *x509.CertPool) error {
+		c, err := net.Dial("tcp", e.tlsAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		return tlsClient(c, pool).Handshake()
+	}
+	if err := connect(pool); err != nil {
+		t.Fatalf("first certificate: %v", err)
+	}
+	newCert, newKey, newPool := testCert(t)
+	for _, f := range [][2]string{{newCert, certFile}, {newKey, keyFile}} {
+		b, err := os.ReadFile(f[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f[1], b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The files are looked at once a second at most.
+	deadline := time.Now().Add(10 * time.Second)
+	for connect(newPool) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the swapped certificate is not served")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := connect(pool); err == nil {
+		t.Fatal("the old certificate is still served")
+	}
 }

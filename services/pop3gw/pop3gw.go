@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/mailstore/mailstore/pkg/blob"
+	"github.com/mailstore/mailstore/pkg/certreload"
 	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
@@ -84,7 +85,7 @@ type Config struct {
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.ListenAddress, "pop3.listen-address", "127.0.0.1:1110", "POP3 listen address (plain, with STLS when a certificate is set).")
 	f.StringVar(&c.TLSListenAddress, "pop3.tls-listen-address", "127.0.0.1:1995", "POP3 implicit-TLS listen address; used only when -pop3.tls.cert-file is set.")
-	f.StringVar(&c.CertFile, "pop3.tls.cert-file", "", "PEM certificate chain for STLS and implicit TLS.")
+	f.StringVar(&c.CertFile, "pop3.tls.cert-file", "", "PEM certificate chain for STLS and implicit TLS; reloaded when the file changes.")
 	f.StringVar(&c.KeyFile, "pop3.tls.key-file", "", "PEM private key of the certificate.")
 	f.BoolVar(&c.AllowPlaintextAuth, "pop3.allow-plaintext-auth", false, "Allow authentication without TLS from any client.")
 	f.BoolVar(&c.AllowPlaintextLoopback, "pop3.allow-plaintext-loopback", true, "Allow authentication without TLS from loopback clients.")
@@ -213,11 +214,12 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		_, _ = io.WriteString(c, "-ERR [SYS/TEMP] Too many connections from your address\r\n")
 	}
 	if cfg.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(cfg.CertFile, cfg.KeyFile)
+		// Reloaded when the files change (certificate rotation).
+		tc, err := certreload.Load("pop3", cfg.CertFile, cfg.KeyFile, deps.Logger)
 		if err != nil {
-			return nil, fmt.Errorf("-pop3.tls.cert-file: %w", err)
+			return nil, err
 		}
-		g.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		g.tls = tc
 	}
 	return g, nil
 }
