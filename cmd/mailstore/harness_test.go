@@ -118,7 +118,9 @@ func startProc(t *testing.T, name string, env []string, args ...string) *proc {
 func (p *proc) start() {
 	p.t.Helper()
 	p.out = &lockedBuffer{}
-	args := append([]string{"-server.http-listen-address=" + p.http, "-log.format=text", "-log.level=warn"}, p.args...)
+	args := append([]string{"-server.http-listen-address=" + p.http, "-log.format=text", "-log.level=warn",
+		// Short drains keep stops quick; a test may set its own (the last wins).
+		"-server.drain-window=500ms"}, p.args...)
 	p.cmd = exec.Command(filepath.Join(binaries(p.t), "mailstore"), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), p.env...)

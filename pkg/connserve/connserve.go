@@ -22,6 +22,13 @@ type Session interface {
 	Shutdown()
 }
 
+// Lingerer is a Session that should be left to finish by itself during a
+// drain (a POP3 session about to QUIT and apply its deletions): it is
+// told to shut down only when the drain window has passed.
+type Lingerer interface {
+	Lingers() bool
+}
+
 // Server tracks the sessions of one gateway across its listeners. The zero
 // value is ready to use; set the limits before the first Serve.
 type Server struct {
@@ -29,6 +36,10 @@ type Server struct {
 	// server's listeners (0: no bound). A connection over the bound is
 	// handed to Refuse instead of getting a session.
 	MaxPerIP int
+	// DrainWindow spreads Shutdown's requests to the sessions over that
+	// long, so a pod's clients do not all reconnect at the same moment; 0
+	// asks them all at once.
+	DrainWindow time.Duration
 	// Refuse tells a refused client why, briefly, in its protocol's words
 	// (e.g. "* BYE Too many connections"); it must not block for long. The
 	// server closes the connection afterwards. Nil closes it silently.
@@ -135,14 +146,63 @@ func (s *Server) PerIP(ip string) int {
 	return s.perIP[ip]
 }
 
-// Shutdown tells every session to end and waits for them.
+// Shutdown tells every session to end and waits for them. The requests
+// are spread evenly over DrainWindow; sessions that linger are asked last,
+// at its end. A session asked to end finishes the command it is running.
 func (s *Server) Shutdown() {
 	s.mu.Lock()
+	var now, later []Session
 	for sess := range s.sessions {
-		sess.Shutdown()
+		if l, ok := sess.(Lingerer); ok && l.Lingers() && s.DrainWindow > 0 {
+			later = append(later, sess)
+		} else {
+			now = append(now, sess)
+		}
 	}
 	s.mu.Unlock()
+	var step time.Duration
+	if len(now) > 0 {
+		step = s.DrainWindow / time.Duration(len(now))
+	}
+	start := time.Now()
+	for i, sess := range now {
+		if step > 0 {
+			time.Sleep(time.Until(start.Add(time.Duration(i) * step)))
+		}
+		sess.Shutdown()
+	}
+	if len(later) > 0 {
+		wait := time.NewTimer(time.Until(start.Add(s.DrainWindow)))
+		done := make(chan struct{})
+		go func() { s.waitFor(later); close(done) }()
+		select {
+		case <-wait.C:
+		case <-done:
+		}
+		wait.Stop()
+		for _, sess := range later {
+			sess.Shutdown()
+		}
+	}
 	s.wg.Wait()
+}
+
+// waitFor returns when none of sessions is running any more.
+func (s *Server) waitFor(sessions []Session) {
+	for {
+		s.mu.Lock()
+		left := 0
+		for _, sess := range sessions {
+			if _, ok := s.sessions[sess]; ok {
+				left++
+			}
+		}
+		s.mu.Unlock()
+		if left == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Len returns the number of running sessions.

@@ -57,6 +57,9 @@ type Config struct {
 	WriteTimeout time.Duration
 	// MaxConnsPerIP bounds the connections from one client address.
 	MaxConnsPerIP int
+	// DrainWindow spreads the sessions' shutdown when the gateway stops
+	// (set from -server.drain-window).
+	DrainWindow time.Duration
 }
 
 // RegisterFlags registers the gateway's flags.
@@ -139,6 +142,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger}
 	g.conns.MaxPerIP = cfg.MaxConnsPerIP
+	g.conns.DrainWindow = cfg.DrainWindow
 	g.conns.Refuse = func(c net.Conn) {
 		_, _ = io.WriteString(c, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"time"
 	"os"
 	"sort"
 	"strings"
@@ -37,6 +38,9 @@ type Config struct {
 // /metrics and /debug/pprof.
 type ServerConfig struct {
 	HTTPListenAddress string
+	// DrainWindow is how long a stopping gateway spreads its sessions'
+	// shutdown over (IMAP BYEs) and lets POP3 sessions finish.
+	DrainWindow time.Duration
 }
 
 // ClientConfig says where the components find each other over gRPC.
@@ -57,6 +61,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory of the embedded backends' data (local metadata file, fs blobs).")
 	f.StringVar(&c.DemoAccount, "demo-account", "", "Create this account at start-up if it does not exist, with a random password saved under the data dir (used by make run).")
 	f.StringVar(&c.Server.HTTPListenAddress, "server.http-listen-address", "127.0.0.1:9200", "HTTP listen address for /healthz, /readyz, /metrics and /debug/pprof.")
+	f.DurationVar(&c.Server.DrainWindow, "server.drain-window", 10*time.Second, "On SIGTERM, gateways spread their sessions' BYE over this window, so clients do not all reconnect at once, and let POP3 sessions QUIT within it; keep it well under the pod's termination grace period.")
 	f.StringVar(&c.Client.MetadataAddress, "metadata.address", "127.0.0.1:9201", "gRPC address the other components use to reach the metadata service (a host:port, or dns:///name:port to balance over replicas).")
 	f.StringVar(&c.Client.BlobAddress, "blob.address", "127.0.0.1:9202", "gRPC address the other components use to reach the blob service.")
 	f.StringVar(&c.Log.Level, "log.level", "info", "Log level: debug, info, warn or error.")
@@ -84,6 +89,11 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("-log.format: unknown format %q", c.Log.Format)
 	}
+	if c.Server.DrainWindow < 0 {
+		return errors.New("-server.drain-window: must not be negative")
+	}
+	c.IMAP.DrainWindow = c.Server.DrainWindow
+	c.POP3.DrainWindow = c.Server.DrainWindow
 	if c.Server.HTTPListenAddress == "" {
 		return errors.New("-server.http-listen-address: must not be empty")
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	AuthFailureDelay time.Duration
 	// MaxConnsPerIP bounds the connections from one client address.
 	MaxConnsPerIP int
+	// DrainWindow spreads the sessions' shutdown when the gateway stops
+	// (set from -server.drain-window).
+	DrainWindow time.Duration
 	// CommandRate paces each session to that many commands per second
 	// after a burst of CommandBurst (0: unpaced); a faster client waits.
 	CommandRate  float64
@@ -210,6 +213,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	}
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sizes: newSizeCache(1 << 16)}
 	g.conns.MaxPerIP = cfg.MaxConnsPerIP
+	g.conns.DrainWindow = cfg.DrainWindow
 	g.conns.Refuse = func(c net.Conn) {
 		_, _ = io.WriteString(c, "-ERR [SYS/TEMP] Too many connections from your address\r\n")
 	}

@@ -86,6 +86,11 @@ func (s *session) Shutdown() {
 	_ = s.conn.SetReadDeadline(time.Now())
 }
 
+// Lingers asks a draining gateway to let the session run until the end
+// of the drain window: a POP3 client downloads and QUITs quickly, and only
+// QUIT applies its deletions.
+func (s *session) Lingers() bool { return true }
+
 // close releases the lease, then closes the connection: a client that sees
 // the connection end may log in again at once.
 func (s *session) close() {
