@@ -36,6 +36,9 @@ type Server struct {
 	// server's listeners (0: no bound). A connection over the bound is
 	// handed to Refuse instead of getting a session.
 	MaxPerIP int
+	// WrapConn, when set, wraps each accepted connection before anything
+	// else (before TLS), e.g. to count its bytes on the wire.
+	WrapConn func(net.Conn) net.Conn
 	// DrainWindow spreads Shutdown's requests to the sessions over that
 	// long, so a pod's clients do not all reconnect at the same moment; 0
 	// asks them all at once.
@@ -80,6 +83,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 			return err
 		}
 		delay = 0
+		if s.WrapConn != nil {
+			c = s.WrapConn(c)
+		}
 		if tlsConfig != nil {
 			c = tls.Server(c, tlsConfig)
 		}

@@ -25,6 +25,7 @@ import (
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/certreload"
 	"github.com/mailstore/mailstore/pkg/connserve"
+	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
@@ -119,6 +120,8 @@ type Deps struct {
 	Blobs  blob.Store
 	Ingest *ingest.Ingester
 	Logger *slog.Logger
+	// Metrics, when set, records sessions, commands, logins and bytes.
+	Metrics *gwmetrics.Gateway
 }
 
 // Gateway serves IMAP.
@@ -143,7 +146,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger}
 	g.conns.MaxPerIP = cfg.MaxConnsPerIP
 	g.conns.DrainWindow = cfg.DrainWindow
+	g.conns.WrapConn = deps.Metrics.Conn
 	g.conns.Refuse = func(c net.Conn) {
+		deps.Metrics.Refused()
 		_, _ = io.WriteString(c, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
 	}
 	if cfg.CertFile != "" {

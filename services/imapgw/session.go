@@ -124,6 +124,7 @@ func (s *session) plaintextAllowed() bool {
 }
 
 func (s *session) Serve() {
+	defer s.gw.deps.Metrics.SessionStarted()()
 	defer s.close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -241,16 +242,19 @@ func isTimeout(err error) bool {
 // run executes a command under its deadline and writes the tagged answer,
 // with the pending mailbox updates the command allows before it.
 func (s *session) run(cmd *command, h handler) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.gw.cfg.CommandTimeout)
 	defer cancel()
 	err := h.fn(s, ctx, cmd)
 	if err == errAnswered {
+		s.gw.deps.Metrics.Command(cmd.name, "ok", time.Since(start))
 		return
 	}
 	var st *statusError
 	if err != nil && !errors.As(err, &st) {
 		st = s.mapError(cmd, err)
 	}
+	defer func() { s.gw.deps.Metrics.Command(cmd.name, commandResult(st), time.Since(start)) }()
 	if st != nil && st.syntax {
 		if s.dec.SkipLine() != nil {
 			st.closeConn = true
@@ -274,6 +278,20 @@ func (s *session) run(cmd *command, h handler) {
 		s.tagged(cmd.tag, "OK", "", cmd.name+" completed")
 	default:
 		s.tagged(cmd.tag, st.status, st.code, st.text)
+	}
+}
+
+// commandResult names a command's outcome for the metrics.
+func commandResult(st *statusError) string {
+	switch {
+	case st == nil || st.status == "OK":
+		return "ok"
+	case st.closeConn:
+		return "bye"
+	case st.status == "NO":
+		return "no"
+	default:
+		return "bad"
 	}
 }
 

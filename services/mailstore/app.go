@@ -21,6 +21,7 @@ import (
 
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/blob/grpcblob"
+	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/pkg/meta"
 	"github.com/mailstore/mailstore/pkg/meta/grpcmeta"
@@ -303,7 +304,8 @@ func (a *App) initIMAP() error {
 	if err != nil {
 		return err
 	}
-	gw, err := imapgw.New(a.cfg.IMAP, imapgw.Deps{Meta: a.metaCli, Auth: a.metaCli, Blobs: a.blobCli, Ingest: ing, Logger: logger})
+	gw, err := imapgw.New(a.cfg.IMAP, imapgw.Deps{Meta: a.metaCli, Auth: a.metaCli, Blobs: a.blobCli, Ingest: ing, Logger: logger,
+		Metrics: gwmetrics.New(a.registry, IMAP)})
 	if err != nil {
 		return err
 	}
@@ -326,7 +328,8 @@ func (a *App) initIMAP() error {
 
 func (a *App) initPOP3() error {
 	logger := a.logger.With("component", POP3)
-	gw, err := pop3gw.New(a.cfg.POP3, pop3gw.Deps{Meta: a.metaCli, Auth: a.metaCli, Blobs: a.blobCli, Logger: logger})
+	gw, err := pop3gw.New(a.cfg.POP3, pop3gw.Deps{Meta: a.metaCli, Auth: a.metaCli, Blobs: a.blobCli, Logger: logger,
+		Metrics: gwmetrics.New(a.registry, POP3)})
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/certreload"
 	"github.com/mailstore/mailstore/pkg/connserve"
+	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
@@ -182,6 +183,8 @@ type Deps struct {
 	Auth   meta.Authenticator
 	Blobs  Blobs
 	Logger *slog.Logger
+	// Metrics, when set, records sessions, commands, logins and bytes.
+	Metrics *gwmetrics.Gateway
 	// Pod names this process in lease holders (default: the host name).
 	Pod string
 }
@@ -214,7 +217,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sizes: newSizeCache(1 << 16)}
 	g.conns.MaxPerIP = cfg.MaxConnsPerIP
 	g.conns.DrainWindow = cfg.DrainWindow
+	g.conns.WrapConn = deps.Metrics.Conn
 	g.conns.Refuse = func(c net.Conn) {
+		deps.Metrics.Refused()
 		_, _ = io.WriteString(c, "-ERR [SYS/TEMP] Too many connections from your address\r\n")
 	}
 	if cfg.CertFile != "" {

@@ -117,6 +117,7 @@ func (s *session) plaintextAllowed() bool {
 }
 
 func (s *session) Serve() {
+	defer s.gw.deps.Metrics.SessionStarted()()
 	defer s.close()
 	defer func() {
 		if r := recover(); r != nil {
@@ -264,21 +265,27 @@ func isTimeout(err error) bool {
 
 // run executes a command under its deadline and writes a failure's answer.
 func (s *session) run(h handler, name, args string) {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.gw.cfg.CommandTimeout)
 	defer cancel()
 	err := h.fn(s, ctx, args)
+	result := "ok"
+	defer func() { s.gw.deps.Metrics.Command(name, result, time.Since(start)) }()
 	if err == nil {
 		return
 	}
+	result = "err"
 	var pe *protoError
 	switch {
 	case errors.As(err, &pe):
 		s.reply("-ERR " + pe.text)
 		if pe.closeConn {
 			s.state = stateDone
+			result = "bye"
 		}
 	case errors.Is(err, errConnLost):
 		s.state = stateDone
+		result = "bye"
 	case errors.Is(err, meta.ErrUnavailable), errors.Is(err, blob.ErrUnavailable), errors.Is(err, context.DeadlineExceeded):
 		s.logger.Warn("command failed", "command", name, "err", err)
 		s.reply("-ERR [SYS/TEMP] Temporary failure; try again")
@@ -394,6 +401,7 @@ func (s *session) releaseLease() {
 	s.leaseStop()
 	<-s.leaseDone
 	s.leaseStop = nil
+	s.gw.deps.Metrics.LockHeld(-1)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(s.ctx), 10*time.Second)
 	defer cancel()
 	if err := s.gw.deps.Meta.ReleaseLease(ctx, s.drop.acct, leaseName, s.lease.Token); err != nil {
