@@ -14,6 +14,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
@@ -245,6 +250,9 @@ func (s *session) run(cmd *command, h handler) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.gw.cfg.CommandTimeout)
 	defer cancel()
+	ctx, span := tracer.Start(ctx, "imap "+cmd.name, trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.Bool("imap.uid", cmd.uid)))
+	defer span.End()
 	err := h.fn(s, ctx, cmd)
 	if err == errAnswered {
 		s.gw.deps.Metrics.Command(cmd.name, "ok", time.Since(start))
@@ -254,7 +262,14 @@ func (s *session) run(cmd *command, h handler) {
 	if err != nil && !errors.As(err, &st) {
 		st = s.mapError(cmd, err)
 	}
-	defer func() { s.gw.deps.Metrics.Command(cmd.name, commandResult(st), time.Since(start)) }()
+	defer func() {
+		result := commandResult(st)
+		s.gw.deps.Metrics.Command(cmd.name, result, time.Since(start))
+		span.SetAttributes(attribute.String("imap.result", result))
+		if err != nil && st == nil || result == "bye" {
+			span.SetStatus(codes.Error, fmt.Sprint(err))
+		}
+	}()
 	if st != nil && st.syntax {
 		if s.dec.SkipLine() != nil {
 			st.closeConn = true
@@ -280,6 +295,10 @@ func (s *session) run(cmd *command, h handler) {
 		s.tagged(cmd.tag, st.status, st.code, st.text)
 	}
 }
+
+// tracer starts a span per command; the gRPC calls a command makes
+// continue its trace.
+var tracer = otel.Tracer("github.com/mailstore/mailstore/services/imapgw")
 
 // commandResult names a command's outcome for the metrics.
 func commandResult(st *statusError) string {

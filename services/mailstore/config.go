@@ -26,6 +26,7 @@ type Config struct {
 	Server      ServerConfig
 	Client      ClientConfig
 	Log         LogConfig
+	Tracing     TracingConfig
 
 	Metadata metasvc.Config
 	Blob     blobsvc.Config
@@ -57,6 +58,7 @@ type LogConfig struct {
 
 // RegisterFlags registers every flag; defaults live here and nowhere else.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
+	c.Tracing.RegisterFlags(f)
 	f.StringVar(&c.Target, "target", TargetAll, "Comma-separated components to run: "+strings.Join(Targets(), ", ")+".")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory of the embedded backends' data (local metadata file, fs blobs).")
 	f.StringVar(&c.DemoAccount, "demo-account", "", "Create this account at start-up if it does not exist, with a random password saved under the data dir (used by make run).")
@@ -88,6 +90,9 @@ func (c *Config) Validate() error {
 	case "json", "text":
 	default:
 		return fmt.Errorf("-log.format: unknown format %q", c.Log.Format)
+	}
+	if err := c.Tracing.Validate(); err != nil {
+		return err
 	}
 	if c.Server.DrainWindow < 0 {
 		return errors.New("-server.drain-window: must not be negative")

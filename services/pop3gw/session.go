@@ -15,6 +15,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/meta"
 	"github.com/mailstore/mailstore/pkg/ratelimit"
@@ -268,9 +273,17 @@ func (s *session) run(h handler, name, args string) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, s.gw.cfg.CommandTimeout)
 	defer cancel()
+	ctx, span := tracer.Start(ctx, "pop3 "+name, trace.WithSpanKind(trace.SpanKindServer))
+	defer span.End()
 	err := h.fn(s, ctx, args)
 	result := "ok"
-	defer func() { s.gw.deps.Metrics.Command(name, result, time.Since(start)) }()
+	defer func() {
+		s.gw.deps.Metrics.Command(name, result, time.Since(start))
+		span.SetAttributes(attribute.String("pop3.result", result))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}()
 	if err == nil {
 		return
 	}
@@ -297,6 +310,10 @@ func (s *session) run(h handler, name, args string) {
 		s.reply("-ERR [SYS/TEMP] Internal error")
 	}
 }
+
+// tracer starts a span per command; the gRPC calls a command makes
+// continue its trace.
+var tracer = otel.Tracer("github.com/mailstore/mailstore/services/pop3gw")
 
 // errConnLost: the connection failed mid-answer; the session ends silently.
 var errConnLost = errors.New("connection lost")

@@ -49,6 +49,7 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mailstore/mailstore/pkg/blob"
@@ -121,7 +122,13 @@ func New(cfg Config, logger *slog.Logger) (*Store, error) {
 	if region == "" {
 		region = "us-east-1"
 	}
+	base, err := minio.DefaultTransport(secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3blob: transport: %w", err)
+	}
 	client, err := minio.New(endpoint, &minio.Options{
+		// Every S3 request is a span of the caller's trace.
+		Transport:    otelhttp.NewTransport(base),
 		Creds:        creds,
 		Secure:       secure,
 		Region:       region,
