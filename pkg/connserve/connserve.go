@@ -49,6 +49,7 @@ type Server struct {
 	Refuse func(c net.Conn)
 
 	mu       sync.Mutex
+	closing  bool
 	sessions map[Session]string // session -> client IP
 	perIP    map[string]int
 	wg       sync.WaitGroup
@@ -83,57 +84,67 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConfig *tls.Conf
 			return err
 		}
 		delay = 0
-		if s.WrapConn != nil {
-			c = s.WrapConn(c)
-		}
-		if tlsConfig != nil {
-			c = tls.Server(c, tlsConfig)
-		}
-		ip := clientIP(c)
-		s.mu.Lock()
-		if s.MaxPerIP > 0 && s.perIP[ip] >= s.MaxPerIP {
-			s.mu.Unlock()
-			s.refuse(c)
-			continue
-		}
-		if s.sessions == nil {
-			s.sessions = map[Session]string{}
-			s.perIP = map[string]int{}
-		}
-		s.perIP[ip]++
 		s.wg.Add(1)
-		s.mu.Unlock()
-		// The session is made under the count, so it is counted before the
-		// next accept; newSession must not block.
-		sess := newSession(c, tlsConfig != nil)
-		s.mu.Lock()
-		s.sessions[sess] = ip
-		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
-			sess.Serve()
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			if s.perIP[ip]--; s.perIP[ip] <= 0 {
-				delete(s.perIP, ip)
-			}
-			s.mu.Unlock()
-		}()
+		go s.handle(c, tlsConfig, newSession)
 	}
 }
 
-// refuse answers a connection over the per-IP bound on its own goroutine
-// (a slow client must not stall the accept loop) and closes it.
-func (s *Server) refuse(c net.Conn) {
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+// handle runs one connection on its own goroutine: everything that may
+// block (reading a PROXY protocol header to learn the client's address, a
+// refusal to a slow client) stays off the accept loop.
+func (s *Server) handle(c net.Conn, tlsConfig *tls.Config, newSession func(c net.Conn, implicitTLS bool) Session) {
+	defer s.wg.Done()
+	if s.WrapConn != nil {
+		c = s.WrapConn(c)
+	}
+	ip := clientIP(c)
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		c.Close()
+		return
+	}
+	if s.MaxPerIP > 0 && s.perIP[ip] >= s.MaxPerIP {
+		s.mu.Unlock()
 		defer c.Close()
 		if s.Refuse != nil {
 			_ = c.SetDeadline(time.Now().Add(refuseTimeout))
 			s.Refuse(c)
 		}
-	}()
+		return
+	}
+	if s.sessions == nil {
+		s.sessions = map[Session]string{}
+		s.perIP = map[string]int{}
+	}
+	s.perIP[ip]++
+	s.mu.Unlock()
+	release := func() {
+		s.mu.Lock()
+		if s.perIP[ip]--; s.perIP[ip] <= 0 {
+			delete(s.perIP, ip)
+		}
+		s.mu.Unlock()
+	}
+	if tlsConfig != nil {
+		c = tls.Server(c, tlsConfig)
+	}
+	sess := newSession(c, tlsConfig != nil)
+	s.mu.Lock()
+	if s.closing {
+		// Shutdown has begun and would not see this session: end it.
+		s.mu.Unlock()
+		c.Close()
+		release()
+		return
+	}
+	s.sessions[sess] = ip
+	s.mu.Unlock()
+	sess.Serve()
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+	release()
 }
 
 // clientIP is the connection's remote IP address ("" when it has none).
@@ -157,6 +168,7 @@ func (s *Server) PerIP(ip string) int {
 // at its end. A session asked to end finishes the command it is running.
 func (s *Server) Shutdown() {
 	s.mu.Lock()
+	s.closing = true
 	var now, later []Session
 	for sess := range s.sessions {
 		if l, ok := sess.(Lingerer); ok && l.Lingers() && s.DrainWindow > 0 {

@@ -95,6 +95,7 @@ func (s *session) login(ctx context.Context, user, pass string) error {
 	switch {
 	case errors.Is(err, meta.ErrAuthFailed):
 		s.authFailures++
+		s.logger.Info("authentication failed", "user", user, "failures", s.authFailures)
 		// Growing delay against guessing within one connection; the
 		// failure counters in the metadata store throttle across pods.
 		delay := min(s.gw.cfg.AuthFailureDelay<<min(s.authFailures-1, 6), 5*time.Second)

@@ -8,14 +8,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
+	"github.com/pires/go-proxyproto"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/sync/errgroup"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -148,6 +150,37 @@ func (a *App) listen(name, addr string) (net.Listener, error) {
 	a.Addrs[name] = ln.Addr()
 	a.logger.Info("listening", "component", name, "addr", ln.Addr().String())
 	return ln, nil
+}
+
+// listenClients binds a mail client listener. With PROXY protocol
+// trusted CIDRs configured, it is for a load balancer: a connection from a
+// trusted address must start with a PROXY v1 or v2 header, whose client
+// address the gateway then uses (logs, limits, auth throttling); any other
+// connection is closed at once. (Optional headers cannot work for
+// protocols where the server speaks first: the server would have to wait
+// to see whether a header comes.)
+func (a *App) listenClients(name, addr string) (net.Listener, error) {
+	ln, err := a.listen(name, addr)
+	if err != nil || len(a.cfg.Server.proxyTrusted) == 0 {
+		return ln, err
+	}
+	trusted := a.cfg.Server.proxyTrusted
+	logger := a.logger.With("component", name)
+	return &proxyproto.Listener{
+		Listener:          ln,
+		ReadHeaderTimeout: a.cfg.Server.ProxyHeaderTimeout,
+		ConnPolicy: func(o proxyproto.ConnPolicyOptions) (proxyproto.Policy, error) {
+			if ap, err := netip.ParseAddrPort(o.Upstream.String()); err == nil {
+				for _, p := range trusted {
+					if p.Contains(ap.Addr().Unmap()) {
+						return proxyproto.REQUIRE, nil
+					}
+				}
+			}
+			logger.Debug("connection refused: not from a trusted PROXY protocol source", "remote", o.Upstream.String())
+			return proxyproto.REJECT, proxyproto.ErrInvalidUpstream
+		},
+	}, nil
 }
 
 func (a *App) initHTTP() error {
@@ -321,14 +354,14 @@ func (a *App) initIMAP() error {
 	if err != nil {
 		return err
 	}
-	ln, err := a.listen(IMAP, a.cfg.IMAP.ListenAddress)
+	ln, err := a.listenClients(IMAP, a.cfg.IMAP.ListenAddress)
 	if err != nil {
 		return err
 	}
 	a.closers = append(a.closers, ln.Close)
 	a.runs = append(a.runs, namedRun{IMAP, func(ctx context.Context) error { return gw.Serve(ctx, ln, false) }})
 	if gw.TLSEnabled() && a.cfg.IMAP.TLSListenAddress != "" {
-		tln, err := a.listen(IMAP+"-tls", a.cfg.IMAP.TLSListenAddress)
+		tln, err := a.listenClients(IMAP+"-tls", a.cfg.IMAP.TLSListenAddress)
 		if err != nil {
 			return err
 		}
@@ -345,14 +378,14 @@ func (a *App) initPOP3() error {
 	if err != nil {
 		return err
 	}
-	ln, err := a.listen(POP3, a.cfg.POP3.ListenAddress)
+	ln, err := a.listenClients(POP3, a.cfg.POP3.ListenAddress)
 	if err != nil {
 		return err
 	}
 	a.closers = append(a.closers, ln.Close)
 	a.runs = append(a.runs, namedRun{POP3, func(ctx context.Context) error { return gw.Serve(ctx, ln, false) }})
 	if gw.TLSEnabled() && a.cfg.POP3.TLSListenAddress != "" {
-		tln, err := a.listen(POP3+"-tls", a.cfg.POP3.TLSListenAddress)
+		tln, err := a.listenClients(POP3+"-tls", a.cfg.POP3.TLSListenAddress)
 		if err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/netip"
 	"os"
 	"sort"
 	"strings"
@@ -42,6 +43,11 @@ type ServerConfig struct {
 	// DrainWindow is how long a stopping gateway spreads its sessions'
 	// shutdown over (IMAP BYEs) and lets POP3 sessions finish.
 	DrainWindow time.Duration
+	// ProxyTrustedCIDRs, when set, puts the mail client listeners behind a
+	// load balancer that speaks the PROXY protocol (see listenClients).
+	ProxyTrustedCIDRs  string
+	ProxyHeaderTimeout time.Duration
+	proxyTrusted       []netip.Prefix
 }
 
 // ClientConfig says where the components find each other over gRPC.
@@ -63,6 +69,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory of the embedded backends' data (local metadata file, fs blobs).")
 	f.StringVar(&c.DemoAccount, "demo-account", "", "Create this account at start-up if it does not exist, with a random password saved under the data dir (used by make run).")
 	f.StringVar(&c.Server.HTTPListenAddress, "server.http-listen-address", "127.0.0.1:9200", "HTTP listen address for /healthz, /readyz, /metrics and /debug/pprof.")
+	f.StringVar(&c.Server.ProxyTrustedCIDRs, "server.proxy-protocol.trusted-cidrs", "", "Comma-separated CIDRs of load balancers that send a PROXY protocol v1/v2 header; when set, IMAP, POP3 and LMTP listeners require the header from these and refuse every other connection.")
+	f.DurationVar(&c.Server.ProxyHeaderTimeout, "server.proxy-protocol.header-timeout", 5*time.Second, "How long a connection may take to send its PROXY protocol header.")
 	f.DurationVar(&c.Server.DrainWindow, "server.drain-window", 10*time.Second, "On SIGTERM, gateways spread their sessions' BYE over this window, so clients do not all reconnect at once, and let POP3 sessions QUIT within it; keep it well under the pod's termination grace period.")
 	f.StringVar(&c.Client.MetadataAddress, "metadata.address", "127.0.0.1:9201", "gRPC address the other components use to reach the metadata service (a host:port, or dns:///name:port to balance over replicas).")
 	f.StringVar(&c.Client.BlobAddress, "blob.address", "127.0.0.1:9202", "gRPC address the other components use to reach the blob service.")
@@ -93,6 +101,20 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Tracing.Validate(); err != nil {
 		return err
+	}
+	c.Server.proxyTrusted = nil
+	for _, cidr := range strings.Split(c.Server.ProxyTrustedCIDRs, ",") {
+		if cidr = strings.TrimSpace(cidr); cidr == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(cidr)
+		if err != nil {
+			return fmt.Errorf("-server.proxy-protocol.trusted-cidrs: %w", err)
+		}
+		c.Server.proxyTrusted = append(c.Server.proxyTrusted, p.Masked())
+	}
+	if c.Server.ProxyHeaderTimeout <= 0 {
+		return errors.New("-server.proxy-protocol.header-timeout: must be positive")
 	}
 	if c.Server.DrainWindow < 0 {
 		return errors.New("-server.drain-window: must not be negative")

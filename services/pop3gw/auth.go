@@ -262,6 +262,7 @@ func (s *session) login(ctx context.Context, user, pass string) error {
 	s.gw.deps.Metrics.Login(loginResult(err))
 	switch {
 	case errors.Is(err, meta.ErrAuthFailed):
+		s.logger.Info("authentication failed", "user", user, "failures", s.authFailures+1)
 		return s.authFailed(ctx)
 	case err != nil:
 		return fmt.Errorf("authenticate: %w", err)
