@@ -1,6 +1,6 @@
 // Command mailctl administers mailstore through the admin API of the
-// metadata service: accounts, passwords, quotas, POP3 policies, Sieve
-// scripts, mailboxes and recovery.
+// metadata service: accounts, aliases, passwords, quotas, POP3 policies,
+// Sieve scripts, mailboxes and recovery.
 package main
 
 import (
@@ -34,6 +34,8 @@ Commands:
   account list
   account show USER
   account del USER
+  account alias add USER ALIAS                  (ALIAS: local@domain)
+  account alias del USER ALIAS
   account passwd USER [--password-stdin]
   account disable USER | account enable USER
   account quota USER --bytes N --messages N     (0 = unlimited)
@@ -141,6 +143,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 			_, err := c.client.DeleteAccount(ctx, &adminv1.AccountRef{Login: u})
 			return err
 		})
+	case "account alias":
+		return c.accountAlias(ctx, args[2:])
 	case "account passwd":
 		return c.accountPasswd(ctx, args[2:])
 	case "account disable", "account enable":
@@ -263,6 +267,39 @@ func (c *cli) accountAdd(ctx context.Context, args []string) error {
 	return nil
 }
 
+// accountAlias runs "account alias add|del USER ALIAS".
+func (c *cli) accountAlias(ctx context.Context, args []string) error {
+	if len(args) != 3 || args[1] == "" || args[2] == "" {
+		return usageError("expected add|del USER ALIAS")
+	}
+	req := &adminv1.AliasRequest{Login: args[1], Alias: args[2]}
+	var (
+		a   *adminv1.Account
+		err error
+	)
+	switch args[0] {
+	case "add":
+		a, err = c.client.AddAlias(ctx, req)
+	case "del", "delete", "rm", "remove":
+		a, err = c.client.RemoveAlias(ctx, req)
+	default:
+		return usageError(fmt.Sprintf("unknown alias command %q: expected add or del", args[0]))
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "aliases of %s: %s\n", a.Login, aliasText(a.Aliases))
+	return nil
+}
+
+// aliasText lists aliases for a person to read.
+func aliasText(aliases []string) string {
+	if len(aliases) == 0 {
+		return "none"
+	}
+	return strings.Join(aliases, ", ")
+}
+
 func (c *cli) accountPasswd(ctx context.Context, args []string) error {
 	f := flag.NewFlagSet("account passwd", flag.ContinueOnError)
 	stdin := f.Bool("password-stdin", false, "")
@@ -317,6 +354,7 @@ func (c *cli) accountShow(ctx context.Context, user string) error {
 	w := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(w, "login:\t%s\n", a.Login)
 	fmt.Fprintf(w, "id:\t%s\n", a.Id)
+	fmt.Fprintf(w, "aliases:\t%s\n", aliasText(a.Aliases))
 	fmt.Fprintf(w, "created:\t%s\n", time.Unix(a.CreatedUnix, 0).UTC().Format(time.RFC3339))
 	fmt.Fprintf(w, "disabled:\t%t\n", a.Disabled)
 	fmt.Fprintf(w, "messages:\t%d of %s\n", a.Quota.GetUsedMessages(), limit(a.Quota.GetLimitMessages()))

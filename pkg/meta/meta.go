@@ -105,6 +105,10 @@ type Quota struct {
 type Account struct {
 	ID    mail.AccountID
 	Login string // canonical login (lower case)
+	// Aliases are further addresses that deliver to the account (LMTP
+	// RCPT TO), canonical like the login (lower case, trimmed), each of
+	// the form local@domain, sorted. Never a login of any account.
+	Aliases []string
 	// PasswordHash is a PHC string (argon2id); never sent to gateways.
 	PasswordHash string
 	Quota        Quota
@@ -132,11 +136,13 @@ type AccountUpdate struct {
 	SieveScript  *string
 }
 
-// Accounts manages account records. Logins are case-insensitive and unique.
+// Accounts manages account records. Logins are case-insensitive and
+// unique; logins and aliases share one namespace: an address is the login
+// or an alias of at most one account.
 type Accounts interface {
 	// CreateAccount creates the account with the DefaultMailboxes.
-	// ErrExists if the login is taken; ErrInvalidArgument for an empty or
-	// malformed login.
+	// ErrExists if the login is taken, as a login or as an alias;
+	// ErrInvalidArgument for an empty or malformed login.
 	CreateAccount(ctx context.Context, a NewAccount) (Account, error)
 	// Account returns the record by id, or ErrNoSuchAccount.
 	Account(ctx context.Context, id mail.AccountID) (Account, error)
@@ -148,8 +154,31 @@ type Accounts interface {
 	// UpdateAccount applies u and returns the new record.
 	UpdateAccount(ctx context.Context, id mail.AccountID, u AccountUpdate) (Account, error)
 	// DeleteAccount removes the account and its whole index; its blobs are
-	// queued for deletion (Blobs.PendingBlobs then lists them all).
+	// queued for deletion (Blobs.PendingBlobs then lists them all). Its
+	// login and aliases become free.
 	DeleteAccount(ctx context.Context, id mail.AccountID) error
+	// AddAlias gives the account one more address and returns the new
+	// record. The alias is canonicalized like a login (lower case,
+	// trimmed) and must be local@domain with one '@' and both parts
+	// non-empty (CheckAlias), else ErrInvalidArgument. ErrExists if the
+	// address is already any account's login or alias, this account's
+	// own included; ErrNoSuchAccount. When two accounts add the same
+	// address at once, exactly one succeeds.
+	AddAlias(ctx context.Context, id mail.AccountID, alias string) (Account, error)
+	// RemoveAlias takes an alias away from the account and returns the new
+	// record: ErrNoSuchAccount for an unknown id, ErrInvalidArgument ("not
+	// an alias of this account") when the account does not have it.
+	RemoveAlias(ctx context.Context, id mail.AccountID, alias string) (Account, error)
+	// LookupAddress finds the account an address delivers to (the LMTP
+	// RCPT TO), case-insensitively: the account whose login or alias it
+	// is. An address without '@' (a bare local part) names the account
+	// whose login is exactly that, or else the single account that has a
+	// login or alias with that local part (LocalPart). ErrNoSuchAccount
+	// when none does; when several do, ErrNoSuchAccount wrapped with a
+	// message containing "ambiguous". Backends keep indexes: the cost
+	// does not grow with the number of accounts. Subaddresses
+	// (user+detail) are the caller's business.
+	LookupAddress(ctx context.Context, addr string) (Account, error)
 	// ResetIndex removes every mailbox and entry of the account but keeps
 	// the account record, then recreates nothing: it is the first step of
 	// recovery from the blob store. Blob references are dropped without

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	adminv1 "github.com/mailstore/mailstore/proto/mailstore/admin/v1"
@@ -237,6 +238,40 @@ func (a *admin) GetSieveScript(ctx context.Context, r *adminv1.AccountRef) (*adm
 	return &adminv1.SieveScript{Script: acct.SieveScript}, nil
 }
 
+func (a *admin) AddAlias(ctx context.Context, r *adminv1.AliasRequest) (*adminv1.Account, error) {
+	acct, err := a.aliasTarget(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	acct, err = a.store.AddAlias(ctx, acct.ID, r.Alias)
+	if err != nil {
+		return nil, a.toStatus(fmt.Errorf("add alias %q to %q: %w", r.Alias, r.Login, err))
+	}
+	a.logger.Info("alias added", "account", acct.ID, "alias", r.Alias)
+	return accountToProto(acct), nil
+}
+
+func (a *admin) RemoveAlias(ctx context.Context, r *adminv1.AliasRequest) (*adminv1.Account, error) {
+	acct, err := a.aliasTarget(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	acct, err = a.store.RemoveAlias(ctx, acct.ID, r.Alias)
+	if err != nil {
+		return nil, a.toStatus(fmt.Errorf("remove alias %q of %q: %w", r.Alias, r.Login, err))
+	}
+	a.logger.Info("alias removed", "account", acct.ID, "alias", r.Alias)
+	return accountToProto(acct), nil
+}
+
+// aliasTarget checks an AliasRequest and finds its account by login.
+func (a *admin) aliasTarget(ctx context.Context, r *adminv1.AliasRequest) (meta.Account, error) {
+	if strings.TrimSpace(r.Alias) == "" {
+		return meta.Account{}, status.Error(codes.InvalidArgument, "alias is required")
+	}
+	return a.account(ctx, r.Login)
+}
+
 func (a *admin) ListMailboxes(ctx context.Context, r *adminv1.AccountRef) (*adminv1.ListMailboxesResponse, error) {
 	acct, err := a.account(ctx, r.Login)
 	if err != nil {
@@ -296,6 +331,7 @@ func accountToProto(a meta.Account) *adminv1.Account {
 			Mode: a.POP3.Mode, KeepDays: int32(a.POP3.KeepDays), LoginDelaySeconds: int32(a.POP3.LoginDelay),
 		},
 		Disabled: a.Disabled, CreatedUnix: a.Created.Unix(), HasSieveScript: a.SieveScript != "",
+		Aliases: a.Aliases,
 	}
 }
 

@@ -396,3 +396,95 @@ func TestRecoverInProcess(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestAdminAliases(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	a := f.addAccount(t, "owner@example.com", "pw")
+	f.addAccount(t, "other@example.com", "pw")
+
+	acct, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "Owner@example.com", Alias: "Sales@Example.com"})
+	if err != nil {
+		t.Fatalf("add alias: %v", err)
+	}
+	if got := acct.Aliases; len(got) != 1 || got[0] != "sales@example.com" {
+		t.Errorf("aliases after add = %q, want [sales@example.com]", got)
+	}
+	if _, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "owner@example.com", Alias: "info@example.com"}); err != nil {
+		t.Fatalf("add second alias: %v", err)
+	}
+	shown, err := f.svc.admin.GetAccount(ctx, &adminv1.AccountRef{Login: "owner@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := shown.Aliases; len(got) != 2 || got[0] != "info@example.com" || got[1] != "sales@example.com" {
+		t.Errorf("GetAccount aliases = %q, want sorted [info@ sales@]", got)
+	}
+	if got, err := f.store.LookupAddress(ctx, "SALES@example.com"); err != nil || got.ID != a.ID {
+		t.Errorf("look up the alias: %v, %v; want account %s", got.ID, err, a.ID)
+	}
+
+	tests := []struct {
+		name string
+		call func() error
+		want codes.Code
+	}{
+		{"alias of another account", func() error {
+			_, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "other@example.com", Alias: "sales@example.com"})
+			return err
+		}, codes.AlreadyExists},
+		{"another account's login", func() error {
+			_, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "owner@example.com", Alias: "other@example.com"})
+			return err
+		}, codes.AlreadyExists},
+		{"login taken by an alias", func() error {
+			_, err := f.svc.admin.AddAccount(ctx, &adminv1.AddAccountRequest{Login: "Sales@example.com", Password: "pw"})
+			return err
+		}, codes.AlreadyExists},
+		{"malformed alias", func() error {
+			_, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "owner@example.com", Alias: "no-domain"})
+			return err
+		}, codes.InvalidArgument},
+		{"empty alias", func() error {
+			_, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "owner@example.com", Alias: " "})
+			return err
+		}, codes.InvalidArgument},
+		{"empty login", func() error {
+			_, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Alias: "x@example.com"})
+			return err
+		}, codes.InvalidArgument},
+		{"unknown account", func() error {
+			_, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "who@example.com", Alias: "x@example.com"})
+			return err
+		}, codes.NotFound},
+		{"remove another account's alias", func() error {
+			_, err := f.svc.admin.RemoveAlias(ctx, &adminv1.AliasRequest{Login: "other@example.com", Alias: "sales@example.com"})
+			return err
+		}, codes.InvalidArgument},
+		{"remove from unknown account", func() error {
+			_, err := f.svc.admin.RemoveAlias(ctx, &adminv1.AliasRequest{Login: "who@example.com", Alias: "sales@example.com"})
+			return err
+		}, codes.NotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := status.Code(tt.call()); got != tt.want {
+				t.Fatalf("code %v, want %v", got, tt.want)
+			}
+		})
+	}
+
+	acct, err = f.svc.admin.RemoveAlias(ctx, &adminv1.AliasRequest{Login: "owner@example.com", Alias: "SALES@example.com"})
+	if err != nil {
+		t.Fatalf("remove alias: %v", err)
+	}
+	if got := acct.Aliases; len(got) != 1 || got[0] != "info@example.com" {
+		t.Errorf("aliases after remove = %q, want [info@example.com]", got)
+	}
+	if _, err := f.store.LookupAddress(ctx, "sales@example.com"); !errors.Is(err, meta.ErrNoSuchAccount) {
+		t.Errorf("look up the removed alias: %v, want ErrNoSuchAccount", err)
+	}
+	if _, err := f.svc.admin.AddAlias(ctx, &adminv1.AliasRequest{Login: "other@example.com", Alias: "sales@example.com"}); err != nil {
+		t.Errorf("add the freed alias to another account: %v", err)
+	}
+}

@@ -146,6 +146,43 @@ func (c *Client) ResetIndex(ctx context.Context, id mail.AccountID) error {
 	return fromError("ResetIndex", err)
 }
 
+func (c *Client) AddAlias(ctx context.Context, id mail.AccountID, alias string) (meta.Account, error) {
+	if err := cmp.Or(badAccount("add alias", id), badArgs("add alias", alias)); err != nil {
+		return meta.Account{}, err
+	}
+	resp, err := c.rpc.AddAlias(ctx, &pb.AddAliasRequest{AccountId: string(id), Alias: alias}, c.opts...)
+	if err != nil {
+		return meta.Account{}, fromError("AddAlias", err)
+	}
+	return accountFromProto(resp.GetAccount()), nil
+}
+
+func (c *Client) RemoveAlias(ctx context.Context, id mail.AccountID, alias string) (meta.Account, error) {
+	if err := badAccount("remove alias", id); err != nil {
+		return meta.Account{}, err
+	}
+	if !utf8.ValidString(alias) {
+		return meta.Account{}, fmt.Errorf("remove alias %q: %w: not an alias of this account", alias, meta.ErrInvalidArgument)
+	}
+	resp, err := c.rpc.RemoveAlias(ctx, &pb.RemoveAliasRequest{AccountId: string(id), Alias: alias}, c.opts...)
+	if err != nil {
+		return meta.Account{}, fromError("RemoveAlias", err)
+	}
+	return accountFromProto(resp.GetAccount()), nil
+}
+
+func (c *Client) LookupAddress(ctx context.Context, addr string) (meta.Account, error) {
+	if !utf8.ValidString(addr) {
+		// An address that cannot exist is simply unknown.
+		return meta.Account{}, fmt.Errorf("look up address: %w", meta.ErrNoSuchAccount)
+	}
+	resp, err := c.rpc.LookupAddress(ctx, &pb.LookupAddressRequest{Address: addr}, c.opts...)
+	if err != nil {
+		return meta.Account{}, fromError("LookupAddress", err)
+	}
+	return accountFromProto(resp.GetAccount()), nil
+}
+
 // ---- Mailboxes ----
 
 func (c *Client) CreateMailbox(ctx context.Context, acct mail.AccountID, name, specialUse string) (meta.Mailbox, error) {

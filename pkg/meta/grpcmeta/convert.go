@@ -54,6 +54,7 @@ func accountToProto(a meta.Account) *pb.Account {
 		Disabled:    a.Disabled,
 		Created:     timeToProto(a.Created),
 		SieveScript: a.SieveScript,
+		Aliases:     a.Aliases,
 	}
 }
 
@@ -66,6 +67,7 @@ func accountFromProto(a *pb.Account) meta.Account {
 		Disabled:    a.GetDisabled(),
 		Created:     timeFromProto(a.GetCreated()),
 		SieveScript: a.GetSieveScript(),
+		Aliases:     a.GetAliases(),
 	}
 }
 

@@ -258,6 +258,9 @@ func TestNotUTF8(t *testing.T) {
 		}, []error{meta.ErrInvalidArgument, mail.ErrInvalidFlag}},
 		{"login lookup", func() error { _, err := c.LookupLogin(ctx, bad); return err }, []error{meta.ErrNoSuchAccount}},
 		{"account id", func() error { _, err := c.Account(ctx, bad); return err }, []error{meta.ErrNoSuchAccount}},
+		{"address lookup", func() error { _, err := c.LookupAddress(ctx, bad); return err }, []error{meta.ErrNoSuchAccount}},
+		{"alias to add", func() error { _, err := c.AddAlias(ctx, "a1", bad+"@example.com"); return err }, []error{meta.ErrInvalidArgument}},
+		{"alias to remove", func() error { _, err := c.RemoveAlias(ctx, "a1", bad+"@example.com"); return err }, []error{meta.ErrInvalidArgument}},
 		{"counter key", func() error { _, err := c.Counter(ctx, bad); return err }, []error{meta.ErrInvalidArgument}},
 		{"sieve script", func() error {
 			s := bad

@@ -86,6 +86,21 @@ func (h *hashReader) UpdateAccount(ctx context.Context, id mail.AccountID, u met
 	return h.withHash(ctx, a, err)
 }
 
+func (h *hashReader) AddAlias(ctx context.Context, id mail.AccountID, alias string) (meta.Account, error) {
+	a, err := h.Client.AddAlias(ctx, id, alias)
+	return h.withHash(ctx, a, err)
+}
+
+func (h *hashReader) RemoveAlias(ctx context.Context, id mail.AccountID, alias string) (meta.Account, error) {
+	a, err := h.Client.RemoveAlias(ctx, id, alias)
+	return h.withHash(ctx, a, err)
+}
+
+func (h *hashReader) LookupAddress(ctx context.Context, addr string) (meta.Account, error) {
+	a, err := h.Client.LookupAddress(ctx, addr)
+	return h.withHash(ctx, a, err)
+}
+
 func (h *hashReader) ListAccounts(ctx context.Context) ([]meta.Account, error) {
 	as, err := h.Client.ListAccounts(ctx)
 	if err != nil {

@@ -169,6 +169,30 @@ func (s *Server) ResetIndex(ctx context.Context, req *pb.ResetIndexRequest) (*pb
 	return &pb.ResetIndexResponse{}, nil
 }
 
+func (s *Server) AddAlias(ctx context.Context, req *pb.AddAliasRequest) (*pb.AddAliasResponse, error) {
+	a, err := s.store.AddAlias(ctx, mail.AccountID(req.GetAccountId()), req.GetAlias())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.AddAliasResponse{Account: accountToProto(a)}, nil
+}
+
+func (s *Server) RemoveAlias(ctx context.Context, req *pb.RemoveAliasRequest) (*pb.RemoveAliasResponse, error) {
+	a, err := s.store.RemoveAlias(ctx, mail.AccountID(req.GetAccountId()), req.GetAlias())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.RemoveAliasResponse{Account: accountToProto(a)}, nil
+}
+
+func (s *Server) LookupAddress(ctx context.Context, req *pb.LookupAddressRequest) (*pb.LookupAddressResponse, error) {
+	a, err := s.store.LookupAddress(ctx, req.GetAddress())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.LookupAddressResponse{Account: accountToProto(a)}, nil
+}
+
 // ---- Mailboxes ----
 
 func (s *Server) CreateMailbox(ctx context.Context, req *pb.CreateMailboxRequest) (*pb.CreateMailboxResponse, error) {

@@ -58,6 +58,9 @@ func (s *Store) CreateAccount(ctx context.Context, na meta.NewAccount) (meta.Acc
 		if logins.Get([]byte(login)) != nil {
 			return fmt.Errorf("login %s: %w", login, meta.ErrExists)
 		}
+		if w.tx.Bucket(bktAliases).Get([]byte(login)) != nil {
+			return fmt.Errorf("login %s: %w: it is an alias", login, meta.ErrExists)
+		}
 		id, err := newAccountID(w.tx.Bucket(bktAccounts))
 		if err != nil {
 			return err
@@ -133,6 +136,7 @@ func accountFromRec(id mail.AccountID, r accountRec, q quotaRec) meta.Account {
 		Disabled:    r.Disabled,
 		Created:     r.Created,
 		SieveScript: r.SieveScript,
+		Aliases:     r.Aliases,
 	}
 }
 
@@ -283,6 +287,11 @@ func (s *Store) DeleteAccount(ctx context.Context, id mail.AccountID) error {
 		}
 		if err := w.tx.Bucket(bktLogins).Delete([]byte(rec.Login)); err != nil {
 			return err
+		}
+		for _, al := range rec.Aliases {
+			if err := w.tx.Bucket(bktAliases).Delete([]byte(al)); err != nil {
+				return err
+			}
 		}
 		delete(w.accts, id)
 		return w.tx.Bucket(bktAccounts).DeleteBucket([]byte(id))

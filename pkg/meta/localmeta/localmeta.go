@@ -152,7 +152,7 @@ func Open(cfg Config, logger *slog.Logger, opts ...Option) (*Store, error) {
 			s.tokenLimit = decodeU64(v)
 		}
 		s.nextToken = s.tokenLimit + 1
-		for _, name := range [][]byte{bktLogins, bktAccounts, bktGC} {
+		for _, name := range [][]byte{bktLogins, bktAliases, bktAccounts, bktGC} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return err
 			}

@@ -1,6 +1,7 @@
 package localmeta
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -533,5 +534,56 @@ func TestFlagEncoding(t *testing.T) {
 				t.Errorf("entrySeen = %v", entrySeen(v))
 			}
 		})
+	}
+}
+
+// TestAliasesPersist checks that aliases and their index survive a reopen
+// and that an account record written before aliases existed (no alias
+// section) still decodes.
+func TestAliasesPersist(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "meta.db")
+	s, err := Open(Config{Path: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := s.CreateAccount(t.Context(), meta.NewAccount{Login: "p@example.com", PasswordHash: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddAlias(t.Context(), a.ID, "Q@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(Config{Path: path}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	for _, addr := range []string{"q@example.com", "q", "p"} {
+		got, err := s.LookupAddress(t.Context(), addr)
+		if err != nil || got.ID != a.ID || !slices.Equal(got.Aliases, []string{"q@example.com"}) {
+			t.Errorf("look up %q after reopen: %+v, %v", addr, got, err)
+		}
+	}
+
+	old := accountRec{Login: "old@example.com", PasswordHash: "h", Created: time.Unix(1700000000, 0).UTC(), SieveScript: "keep;"}
+	enc := encodeAccount(old)
+	dec, err := decodeAccount(enc)
+	if err != nil || dec.Aliases != nil || dec.SieveScript != "keep;" {
+		t.Errorf("record without aliases: %+v, %v", dec, err)
+	}
+	withAliases := old
+	withAliases.Aliases = []string{"a@example.com", "b@example.com"}
+	enc2 := encodeAccount(withAliases)
+	if !bytes.HasPrefix(enc2, enc) {
+		t.Errorf("aliases are not an appended section: %x vs %x", enc2, enc)
+	}
+	if dec, err := decodeAccount(enc2); err != nil || !slices.Equal(dec.Aliases, withAliases.Aliases) {
+		t.Errorf("record with aliases: %+v, %v", dec, err)
+	}
+	if _, err := decodeAccount(append(enc, 5)); err == nil {
+		t.Error("a truncated alias section decoded without error")
 	}
 }

@@ -17,6 +17,14 @@ package localmeta
 //	                   monotonic across restarts)
 //	logins/
 //	  <login, lower case> -> account id
+//	aliases/
+//	  <alias, lower case> -> account id   (disjoint from logins/; the
+//	                   account record lists the same aliases). A bare
+//	                   local part is looked up with a cursor over the keys
+//	                   "<local part>@..." of logins/ and aliases/: both are
+//	                   sorted, so that costs the matching keys, not the
+//	                   accounts. Created when missing: files older than it
+//	                   simply have no aliases.
 //	accounts/                     (account ids: 64 random bits in base 36)
 //	  <account id>/               one bucket per account
 //	    "rec"   -> account record (encodeAccount)
@@ -86,6 +94,7 @@ const schemaVersion = 1
 var (
 	bktMeta     = []byte("meta")
 	bktLogins   = []byte("logins")
+	bktAliases  = []byte("aliases")
 	bktAccounts = []byte("accounts")
 	bktGC       = []byte("blobgc")
 
@@ -264,6 +273,10 @@ type accountRec struct {
 	Disabled     bool
 	Created      time.Time
 	SieveScript  string
+	// Aliases, sorted. Encoded after the Sieve script as a count and the
+	// strings; records written before aliases existed end earlier and
+	// decode with none.
+	Aliases []string
 }
 
 func encodeAccount(r accountRec) []byte {
@@ -278,6 +291,12 @@ func encodeAccount(r accountRec) []byte {
 	e.varint(r.Created.Unix())
 	e.uvarint(uint64(r.Created.Nanosecond()))
 	e.str(r.SieveScript)
+	if len(r.Aliases) > 0 {
+		e.uvarint(uint64(len(r.Aliases)))
+		for _, a := range r.Aliases {
+			e.str(a)
+		}
+	}
 	return e.b
 }
 
@@ -297,6 +316,15 @@ func decodeAccount(v []byte) (accountRec, error) {
 	nsec := d.uvarint()
 	r.Created = time.Unix(sec, int64(nsec)).UTC()
 	r.SieveScript = d.str()
+	if d.err == nil && len(d.b) > 0 {
+		n := d.uvarint()
+		if n > uint64(len(d.b)) {
+			d.fail()
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			r.Aliases = append(r.Aliases, d.str())
+		}
+	}
 	if d.err != nil {
 		return r, fmt.Errorf("account record: %w", d.err)
 	}

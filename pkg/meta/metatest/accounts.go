@@ -35,7 +35,7 @@ func sameAccount(t testing.TB, what string, got, want meta.Account) {
 	}
 	if got.ID != want.ID || got.Login != want.Login || got.PasswordHash != want.PasswordHash ||
 		got.Quota != want.Quota || got.POP3 != want.POP3 || got.Disabled != want.Disabled ||
-		got.SieveScript != want.SieveScript {
+		got.SieveScript != want.SieveScript || !slices.Equal(got.Aliases, want.Aliases) {
 		t.Errorf("%s:\n got %+v\nwant %+v", what, got, want)
 	}
 }

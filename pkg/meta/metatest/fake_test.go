@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
@@ -98,7 +99,7 @@ func (s *fakeStore) CreateAccount(ctx context.Context, n meta.NewAccount) (meta.
 	if login == "" || strings.ContainsFunc(login, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
 		return meta.Account{}, fmt.Errorf("create account %q: %w", n.Login, meta.ErrInvalidArgument)
 	}
-	if s.byLogin(login) != nil {
+	if s.byAddress(login) != nil {
 		return meta.Account{}, fmt.Errorf("create account %q: %w", n.Login, meta.ErrExists)
 	}
 	s.nextAcct++
@@ -191,6 +192,86 @@ func (s *fakeStore) DeleteAccount(ctx context.Context, id mail.AccountID) error 
 	}
 	delete(s.accts, id)
 	return nil
+}
+
+// byAddress returns the account whose login or alias addr is.
+func (s *fakeStore) byAddress(addr string) *fakeAccount {
+	for _, a := range s.accts {
+		if a.rec.Login == addr || slices.Contains(a.rec.Aliases, addr) {
+			return a
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) AddAlias(ctx context.Context, id mail.AccountID, alias string) (meta.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	al := strings.ToLower(strings.TrimSpace(alias))
+	if len(al) > 255 || !utf8.ValidString(alias) || strings.ContainsFunc(al, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return meta.Account{}, fmt.Errorf("add alias %q: %w", alias, meta.ErrInvalidArgument)
+	}
+	if err := meta.CheckAlias(al); err != nil {
+		return meta.Account{}, fmt.Errorf("add alias: %w", err)
+	}
+	a, err := s.acct(id)
+	if err != nil {
+		return meta.Account{}, err
+	}
+	if s.byAddress(al) != nil {
+		return meta.Account{}, fmt.Errorf("add alias %q: %w", al, meta.ErrExists)
+	}
+	a.rec.Aliases = append(slices.Clone(a.rec.Aliases), al)
+	slices.Sort(a.rec.Aliases)
+	return a.rec, nil
+}
+
+func (s *fakeStore) RemoveAlias(ctx context.Context, id mail.AccountID, alias string) (meta.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	al := strings.ToLower(strings.TrimSpace(alias))
+	a, err := s.acct(id)
+	if err != nil {
+		return meta.Account{}, err
+	}
+	i := slices.Index(a.rec.Aliases, al)
+	if i < 0 {
+		return meta.Account{}, fmt.Errorf("remove alias %q: %w: not an alias of this account", al, meta.ErrInvalidArgument)
+	}
+	a.rec.Aliases = slices.Delete(slices.Clone(a.rec.Aliases), i, i+1)
+	return a.rec, nil
+}
+
+func (s *fakeStore) LookupAddress(ctx context.Context, addr string) (meta.Account, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ad := strings.ToLower(strings.TrimSpace(addr))
+	if strings.Contains(ad, "@") {
+		if a := s.byAddress(ad); a != nil {
+			return a.rec, nil
+		}
+		return meta.Account{}, fmt.Errorf("look up address %q: %w", addr, meta.ErrNoSuchAccount)
+	}
+	if a := s.byLogin(ad); a != nil {
+		return a.rec, nil
+	}
+	var found []*fakeAccount
+	for _, a := range s.accts {
+		hit := strings.Contains(a.rec.Login, "@") && meta.LocalPart(a.rec.Login) == ad
+		for _, al := range a.rec.Aliases {
+			hit = hit || meta.LocalPart(al) == ad
+		}
+		if hit {
+			found = append(found, a)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return meta.Account{}, fmt.Errorf("look up address %q: %w", addr, meta.ErrNoSuchAccount)
+	case 1:
+		return found[0].rec, nil
+	}
+	return meta.Account{}, fmt.Errorf("look up address %q: ambiguous: %w", addr, meta.ErrNoSuchAccount)
 }
 
 func (s *fakeStore) ResetIndex(ctx context.Context, id mail.AccountID) error {

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		tests []test
 	}{
 		{"Accounts", accountTests()},
+		{"Aliases", aliasTests()},
 		{"Mailboxes", mailboxTests()},
 		{"Messages", messageTests()},
 		{"Retrieved", retrievedTests()},

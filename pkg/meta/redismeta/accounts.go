@@ -33,9 +33,11 @@ func canonicalLogin(login string) (string, error) {
 
 // CreateAccount creates the account in three steps, each atomic: allocate
 // an id, write the account with its default mailboxes (account slot), then
-// claim the login (global slot). If the login is taken by then, the
-// account written in step two is dropped again. A crash between the steps
-// leaves at most an account that no login or listing reaches.
+// claim the login (global slot), which fails if the login is a login or an
+// alias by then. If it does, the account written in step two is dropped
+// again. A crash between the steps leaves at most an account that no
+// login or listing reaches. An alias entry left stale by a crash (see
+// aliases.go) is cleared first rather than blocking the login.
 func (s *Store) CreateAccount(ctx context.Context, a meta.NewAccount) (meta.Account, error) {
 	login, err := canonicalLogin(a.Login)
 	if err != nil {
@@ -51,6 +53,9 @@ func (s *Store) CreateAccount(ctx context.Context, a meta.NewAccount) (meta.Acco
 	if taken {
 		return meta.Account{}, fmt.Errorf("create account %s: %w", login, meta.ErrExists)
 	}
+	if err := s.freeStaleAlias(ctx, login); err != nil {
+		return meta.Account{}, fmt.Errorf("create account %s: %w", login, err)
+	}
 	n, err := s.c.Incr(ctx, s.k.accountIDs()).Result()
 	if err != nil {
 		return meta.Account{}, wrap(err, "create account %s: allocate id", login)
@@ -64,7 +69,7 @@ func (s *Store) CreateAccount(ctx context.Context, a meta.NewAccount) (meta.Acco
 	if err := scriptCreateAccount.Run(ctx, s.c, []string{s.k.base(id)}, args...).Err(); err != nil {
 		return meta.Account{}, wrap(err, "create account %s", login)
 	}
-	err = scriptClaimLogin.Run(ctx, s.c, []string{s.k.logins(), s.k.accounts()}, login, string(id)).Err()
+	err = scriptClaimLogin.Run(ctx, s.c, s.k.global(), login, string(id)).Err()
 	if err != nil {
 		if derr := scriptDropAccount.Run(ctx, s.c, []string{s.k.base(id)}, "discard").Err(); derr != nil {
 			s.logger.Warn("drop half-created account", "account", id, "err", derr)
@@ -109,7 +114,16 @@ func accountFromHash(id mail.AccountID, h map[string]string) meta.Account {
 		Disabled:    h["dis"] == "1",
 		Created:     time.UnixMilli(i64("created")).UTC(),
 		SieveScript: h["sieve"],
+		Aliases:     aliasList(h["al"]),
 	}
+}
+
+// aliasList splits the record's field "al" (sorted, space separated).
+func aliasList(v string) []string {
+	if v == "" {
+		return nil
+	}
+	return strings.Fields(v)
 }
 
 // LookupLogin returns the record by login.
@@ -207,15 +221,23 @@ func (s *Store) UpdateAccount(ctx context.Context, id mail.AccountID, u meta.Acc
 	if err != nil {
 		return meta.Account{}, wrap(err, "update account %s", id)
 	}
+	return accountFromHash(id, pairs(res)), nil
+}
+
+// pairs turns an HGETALL reply returned by a script into a map.
+func pairs(res []string) map[string]string {
 	h := make(map[string]string, len(res)/2)
 	for i := 0; i+1 < len(res); i += 2 {
 		h[res[i]] = res[i+1]
 	}
-	return accountFromHash(id, h), nil
+	return h
 }
 
 // DeleteAccount drops the account's index (queueing its blobs), then its
-// login and listing. The blob queue (blobgc) stays for the sweeper.
+// login, aliases and listing. The blob queue (blobgc) stays for the
+// sweeper. A crash between the two steps leaves index entries naming an
+// account that no longer exists: LookupAddress ignores them, and AddAlias
+// and CreateAccount take such aliases over.
 func (s *Store) DeleteAccount(ctx context.Context, id mail.AccountID) error {
 	a, err := s.Account(ctx, id)
 	if err != nil {
@@ -224,7 +246,11 @@ func (s *Store) DeleteAccount(ctx context.Context, id mail.AccountID) error {
 	if err := scriptDropAccount.Run(ctx, s.c, []string{s.k.base(id)}, "delete").Err(); err != nil {
 		return wrap(err, "delete account %s", id)
 	}
-	if err := scriptUnclaimLogin.Run(ctx, s.c, []string{s.k.logins(), s.k.accounts()}, a.Login, string(id)).Err(); err != nil {
+	args := []any{a.Login, string(id)}
+	for _, al := range a.Aliases {
+		args = append(args, al)
+	}
+	if err := scriptUnclaimLogin.Run(ctx, s.c, s.k.global(), args...).Err(); err != nil {
 		return wrap(err, "delete account %s: drop login", id)
 	}
 	return nil

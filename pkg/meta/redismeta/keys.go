@@ -10,6 +10,22 @@ package redismeta
 //	<p>{g}:ids:account   string  INCR counter of account ids (ids are decimal)
 //	<p>{g}:logins        hash    lower-cased login -> account id
 //	<p>{g}:accounts      set     account ids
+//	<p>{g}:aliases       hash    lower-cased alias -> "<account id> <claim>",
+//	                             claim a number from {g}:ids:alias, new
+//	                             for every claim of the alias
+//	<p>{g}:ids:alias     string  INCR counter of alias claims
+//	<p>{g}:addrs         zset    every login and alias as the member
+//	                             "<address>\x00<account id>", all scored 0:
+//	                             the local-part index. ZRANGEBYLEX over
+//	                             ["<local>@", "<local>A") lists the
+//	                             addresses with that local part ('A' is
+//	                             the byte after '@').
+//
+// An address is the login or the alias of at most one account: the
+// claim scripts (scriptClaimLogin, scriptClaimAlias) check both hashes in
+// the {g} slot. An alias entry counts only while the account it names
+// lists the alias in its record (field "al"); see aliases.go for the
+// protocol between the two slots and what a crash can leave.
 //
 // Per-account keys share the hash tag {a:<id>}, so that one Lua script can
 // change an account atomically on Redis Cluster. Scripts get the account's
@@ -55,6 +71,13 @@ package redismeta
 //	<b>fence             hash    H -> last fencing token issued for lease H
 //	<b>events            channel sharded pub/sub channel of change events
 //	                             (SPUBLISH, see encodeEvent)
+//	<b>alfence           hash    alias -> the highest claim number of this
+//	                             account's claims on it that another
+//	                             account revoked (took over); a commit of
+//	                             the alias under a claim not above it fails
+//
+// The account record's field "al" holds its aliases, sorted, separated by
+// single spaces (aliases never contain white space).
 //
 // Shared counters are single keys, one slot each:
 //
@@ -75,9 +98,17 @@ import (
 // keys builds key names under one prefix.
 type keys struct{ prefix string }
 
-func (k keys) accountIDs() string      { return k.prefix + "{g}:ids:account" }
-func (k keys) logins() string          { return k.prefix + "{g}:logins" }
-func (k keys) accounts() string        { return k.prefix + "{g}:accounts" }
+func (k keys) accountIDs() string { return k.prefix + "{g}:ids:account" }
+func (k keys) logins() string     { return k.prefix + "{g}:logins" }
+func (k keys) accounts() string   { return k.prefix + "{g}:accounts" }
+func (k keys) aliases() string    { return k.prefix + "{g}:aliases" }
+func (k keys) aliasIDs() string   { return k.prefix + "{g}:ids:alias" }
+func (k keys) addrs() string      { return k.prefix + "{g}:addrs" }
+
+// global are the {g} keys every global script gets, in this order.
+func (k keys) global() []string {
+	return []string{k.logins(), k.accounts(), k.aliases(), k.addrs(), k.aliasIDs()}
+}
 func (k keys) counter(n string) string { return k.prefix + "ctr:" + n }
 
 // base is the per-account base key, KEYS[1] of every account script.
@@ -90,6 +121,7 @@ func (k keys) blobRefs(a mail.AccountID) string  { return k.base(a) + "blobrefs"
 func (k keys) blobGC(a mail.AccountID) string    { return k.base(a) + "blobgc" }
 func (k keys) fence(a mail.AccountID) string     { return k.base(a) + "fence" }
 func (k keys) events(a mail.AccountID) string    { return k.base(a) + "events" }
+func (k keys) alFence(a mail.AccountID) string   { return k.base(a) + "alfence" }
 
 func (k keys) lease(a mail.AccountID, name string) string {
 	return k.base(a) + "lease:" + leaseHash(name)
@@ -141,6 +173,7 @@ local K_BLOBREFS = B .. %q
 local K_BLOBGC = B .. %q
 local K_FENCE = B .. %q
 local K_EVENTS = B .. %q
+local K_ALFENCE = B .. %q
 local function kMb(m) return B .. 'mb:' .. m end
 local function kUIDs(m) return kMb(m) .. ':uids' end
 local function kFlags(m) return kMb(m) .. ':flags' end
@@ -149,4 +182,4 @@ local function kModSeq(m) return kMb(m) .. ':modseq' end
 local function kVanished(m) return kMb(m) .. ':vanished' end
 local function kRetr(m) return kMb(m) .. ':retr' end
 local function kLease(h) return B .. 'lease:' .. h end
-`, "acct", "mboxes", "subs", "blobrefs", "blobgc", "fence", "events")
+`, "acct", "mboxes", "subs", "blobrefs", "blobgc", "fence", "events", "alfence")

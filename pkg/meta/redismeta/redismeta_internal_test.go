@@ -113,6 +113,9 @@ func TestKeyLayout(t *testing.T) {
 	if _, err := f.s.IncrCounter(ctx, "authfail/ip/192.0.2.1", 1, time.Minute); err != nil {
 		t.Fatalf("incr counter: %v", err)
 	}
+	if _, err := f.s.AddAlias(ctx, f.acct, "alias-"+testenv.Prefix(t)+"@example.com"); err != nil {
+		t.Fatalf("add alias: %v", err)
+	}
 
 	keys := scanKeys(t, f.s)
 	base := f.s.k.base(f.acct)
@@ -125,6 +128,7 @@ func TestKeyLayout(t *testing.T) {
 		f.s.k.mbFlags(f.acct, mb.ID): true, f.s.k.mbInfo(f.acct, mb.ID): true,
 		f.s.k.mbModSeq(f.acct, mb.ID): true, f.s.k.mbVanished(f.acct, mb.ID): true, f.s.k.mbRetrieved(f.acct, mb.ID): true,
 		f.s.k.logins(): true, f.s.k.accounts(): true, f.s.k.accountIDs(): true,
+		f.s.k.aliases(): true, f.s.k.addrs(): true, f.s.k.aliasIDs(): true,
 		f.s.k.counter("authfail/ip/192.0.2.1"): true,
 	}
 	for _, k := range keys {
@@ -144,8 +148,14 @@ func TestKeyLayout(t *testing.T) {
 	for k := range want {
 		t.Errorf("expected key %q not found among %q", k, keys)
 	}
-	if g1, g2 := slot(t, f.s, f.s.k.logins()), slot(t, f.s, f.s.k.accounts()); g1 != g2 {
-		t.Errorf("global keys in slots %d and %d", g1, g2)
+	g := slot(t, f.s, f.s.k.accountIDs())
+	for _, k := range f.s.k.global() {
+		if got := slot(t, f.s, k); got != g {
+			t.Errorf("global key %q in slot %d, %q in %d", k, got, f.s.k.accountIDs(), g)
+		}
+	}
+	if got := slot(t, f.s, f.s.k.alFence(f.acct)); got != baseSlot {
+		t.Errorf("key %q in slot %d, account base in %d", f.s.k.alFence(f.acct), got, baseSlot)
 	}
 	if !strings.HasPrefix(base, f.s.k.prefix+"{a:") {
 		t.Errorf("base key %q: prefix must come before the hash tag", base)

@@ -239,6 +239,15 @@ local function drop_mailboxes(queue)
 end
 `
 
+// luaAliasLib reads the record's alias list.
+const luaAliasLib = `
+local function aliases()
+  local out = {}
+  for a in string.gmatch(redis.call('HGET', K_ACCT, 'al') or '', '%S+') do out[#out + 1] = a end
+  return out
+end
+`
+
 func accountScript(body string) *redis.Script {
 	return redis.NewScript(luaKeyPrelude + luaLib + body)
 }
@@ -280,8 +289,55 @@ if mode == 'delete' then
     for _, b in ipairs(refs) do redis.call('ZADD', K_BLOBGC, now, b) end
   end
 end
-redis.call('UNLINK', K_ACCT, K_SUBS, K_BLOBREFS, K_FENCE)
+redis.call('UNLINK', K_ACCT, K_SUBS, K_BLOBREFS, K_FENCE, K_ALFENCE)
 return 1
+`)
+
+	// Alias scripts: the record's field "al" lists the aliases, sorted,
+	// space separated; K_ALFENCE holds revoked claims (keys.go).
+
+	// ARGV: alias, claim. Commits a claimed alias to the record unless
+	// another account revoked that claim (MSCONFLICT) or the record has
+	// it already (MSEXISTS). An older revocation is dropped. Returns the
+	// account hash.
+	scriptCommitAlias = accountScript(luaAliasLib + `
+mustacct()
+local al, claim = ARGV[1], tonumber(ARGV[2])
+local revoked = tonumber(redis.call('HGET', K_ALFENCE, al) or '0')
+if revoked >= claim then fail('MSCONFLICT') end
+if revoked > 0 then redis.call('HDEL', K_ALFENCE, al) end
+local list = aliases()
+for _, a in ipairs(list) do if a == al then fail('MSEXISTS') end end
+list[#list + 1] = al
+table.sort(list)
+redis.call('HSET', K_ACCT, 'al', table.concat(list, ' '))
+return redis.call('HGETALL', K_ACCT)
+`)
+
+	// ARGV: alias, claim. Revokes this account's claim on alias when its
+	// record does not list the alias: a commit under that claim (or an
+	// older one) then fails. Returns 0 if the account is gone, 1 when
+	// revoked, 2 when the record lists the alias (the claim is live).
+	scriptFenceAlias = accountScript(luaAliasLib + `
+if redis.call('EXISTS', K_ACCT) == 0 then return 0 end
+local al = ARGV[1]
+for _, a in ipairs(aliases()) do if a == al then return 2 end end
+local revoked = tonumber(redis.call('HGET', K_ALFENCE, al) or '0')
+if tonumber(ARGV[2]) > revoked then redis.call('HSET', K_ALFENCE, al, ARGV[2]) end
+return 1
+`)
+
+	// ARGV: alias. Takes alias out of the record (MSINVALID if it is not
+	// there). Returns the account hash.
+	scriptRemoveAlias = accountScript(luaAliasLib + `
+mustacct()
+local al = ARGV[1]
+local list, kept = aliases(), {}
+for _, a in ipairs(list) do if a ~= al then kept[#kept + 1] = a end end
+if #kept == #list then fail('MSINVALID') end
+if #kept == 0 then redis.call('HDEL', K_ACCT, 'al')
+else redis.call('HSET', K_ACCT, 'al', table.concat(kept, ' ')) end
+return redis.call('HGETALL', K_ACCT)
 `)
 
 	// ARGV: name, special use. Returns {id, uidvalidity, subscribed}.
@@ -554,21 +610,72 @@ return 0
 `)
 )
 
-// Global scripts work on the {g} keys only: KEYS[1] logins, KEYS[2]
-// accounts.
+// Global scripts work on the {g} keys only, all of keys.global():
+// KEYS[1] logins, KEYS[2] accounts, KEYS[3] aliases, KEYS[4] addrs (the
+// local-part index), KEYS[5] the alias claim counter. An alias value is
+// "<id> <claim>"; luaGlobalLib reads its id.
+const luaGlobalLib = `
+local function owner(v) if not v then return nil end return string.match(v, '^(%S+)') end
+local function member(addr, id) return addr .. '\0' .. id end
+`
+
+func globalScript(body string) *redis.Script { return redis.NewScript(luaGlobalLib + body) }
+
 var (
-	// ARGV: login, id. Claims login for id, or fails with MSEXISTS.
-	scriptClaimLogin = redis.NewScript(`
+	// ARGV: login, id. Claims login for id, or fails with MSEXISTS when it
+	// is a login or an alias already.
+	scriptClaimLogin = globalScript(`
+if redis.call('HEXISTS', KEYS[3], ARGV[1]) == 1 then
+  return redis.error_reply('MSEXISTS alias')
+end
 if redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return redis.error_reply('MSEXISTS')
 end
 redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('ZADD', KEYS[4], 0, member(ARGV[1], ARGV[2]))
 return 1
 `)
-	// ARGV: login, id. Drops login if it still names id, and the id.
-	scriptUnclaimLogin = redis.NewScript(`
-if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
-redis.call('SREM', KEYS[2], ARGV[2])
+	// ARGV: login, id, then the account's aliases. Drops the login and
+	// each alias if it still names id, their local-part index members, and
+	// the id.
+	scriptUnclaimLogin = globalScript(`
+local id = ARGV[2]
+if redis.call('HGET', KEYS[1], ARGV[1]) == id then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SREM', KEYS[2], id)
+redis.call('ZREM', KEYS[4], member(ARGV[1], id))
+for i = 3, #ARGV do
+  if owner(redis.call('HGET', KEYS[3], ARGV[i])) == id then redis.call('HDEL', KEYS[3], ARGV[i]) end
+  redis.call('ZREM', KEYS[4], member(ARGV[i], id))
+end
+return 1
+`)
+	// ARGV: alias, id, expected. Claims alias for id under a new claim
+	// number when it is free, already names id, or still holds exactly
+	// the value expected (a claim the caller found stale and fenced).
+	// Returns {"ok", claim}, {"login", owner id} or {"alias", current
+	// value}.
+	scriptClaimAlias = globalScript(`
+local al, id, expect = ARGV[1], ARGV[2], ARGV[3]
+local lid = redis.call('HGET', KEYS[1], al)
+if lid then return {'login', lid} end
+local cur = redis.call('HGET', KEYS[3], al)
+local cid = owner(cur)
+if cur and cid ~= id and cur ~= expect then return {'alias', cur} end
+if cur and cid ~= id then redis.call('ZREM', KEYS[4], member(al, cid)) end
+local claim = redis.call('INCR', KEYS[5])
+redis.call('HSET', KEYS[3], al, id .. ' ' .. claim)
+redis.call('ZADD', KEYS[4], 0, member(al, id))
+return {'ok', tostring(claim)}
+`)
+	// ARGV: alias, id, value. Drops alias if it holds exactly value, or,
+	// with value empty, if it names id; then id's local-part member.
+	scriptReleaseAlias = globalScript(`
+local al, id, value = ARGV[1], ARGV[2], ARGV[3]
+local cur = redis.call('HGET', KEYS[3], al)
+if cur and ((value ~= '' and cur == value) or (value == '' and owner(cur) == id)) then
+  redis.call('HDEL', KEYS[3], al)
+end
+if owner(redis.call('HGET', KEYS[3], al)) ~= id then redis.call('ZREM', KEYS[4], member(al, id)) end
 return 1
 `)
 )

@@ -246,8 +246,10 @@ type Account struct {
 	Disabled       bool                   `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
 	CreatedUnix    int64                  `protobuf:"varint,6,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
 	HasSieveScript bool                   `protobuf:"varint,7,opt,name=has_sieve_script,json=hasSieveScript,proto3" json:"has_sieve_script,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Alias addresses, canonical (lower case), sorted.
+	Aliases       []string `protobuf:"bytes,8,rep,name=aliases,proto3" json:"aliases,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Account) Reset() {
@@ -327,6 +329,13 @@ func (x *Account) GetHasSieveScript() bool {
 		return x.HasSieveScript
 	}
 	return false
+}
+
+func (x *Account) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
 }
 
 type AddAccountRequest struct {
@@ -745,6 +754,59 @@ func (x *SetSieveScriptRequest) GetScript() string {
 	return ""
 }
 
+type AliasRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The account's login.
+	Login         string `protobuf:"bytes,1,opt,name=login,proto3" json:"login,omitempty"`
+	Alias         string `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AliasRequest) Reset() {
+	*x = AliasRequest{}
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AliasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AliasRequest) ProtoMessage() {}
+
+func (x *AliasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AliasRequest.ProtoReflect.Descriptor instead.
+func (*AliasRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *AliasRequest) GetLogin() string {
+	if x != nil {
+		return x.Login
+	}
+	return ""
+}
+
+func (x *AliasRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
 type SieveScript struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Script        string                 `protobuf:"bytes,1,opt,name=script,proto3" json:"script,omitempty"`
@@ -754,7 +816,7 @@ type SieveScript struct {
 
 func (x *SieveScript) Reset() {
 	*x = SieveScript{}
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -766,7 +828,7 @@ func (x *SieveScript) String() string {
 func (*SieveScript) ProtoMessage() {}
 
 func (x *SieveScript) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[13]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -779,7 +841,7 @@ func (x *SieveScript) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SieveScript.ProtoReflect.Descriptor instead.
 func (*SieveScript) Descriptor() ([]byte, []int) {
-	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{13}
+	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SieveScript) GetScript() string {
@@ -806,7 +868,7 @@ type Mailbox struct {
 
 func (x *Mailbox) Reset() {
 	*x = Mailbox{}
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +880,7 @@ func (x *Mailbox) String() string {
 func (*Mailbox) ProtoMessage() {}
 
 func (x *Mailbox) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[14]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +893,7 @@ func (x *Mailbox) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mailbox.ProtoReflect.Descriptor instead.
 func (*Mailbox) Descriptor() ([]byte, []int) {
-	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{14}
+	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *Mailbox) GetName() string {
@@ -906,7 +968,7 @@ type ListMailboxesResponse struct {
 
 func (x *ListMailboxesResponse) Reset() {
 	*x = ListMailboxesResponse{}
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -918,7 +980,7 @@ func (x *ListMailboxesResponse) String() string {
 func (*ListMailboxesResponse) ProtoMessage() {}
 
 func (x *ListMailboxesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[15]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -931,7 +993,7 @@ func (x *ListMailboxesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMailboxesResponse.ProtoReflect.Descriptor instead.
 func (*ListMailboxesResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{15}
+	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *ListMailboxesResponse) GetMailboxes() []*Mailbox {
@@ -954,7 +1016,7 @@ type RecoverResponse struct {
 
 func (x *RecoverResponse) Reset() {
 	*x = RecoverResponse{}
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1028,7 @@ func (x *RecoverResponse) String() string {
 func (*RecoverResponse) ProtoMessage() {}
 
 func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[16]
+	mi := &file_mailstore_admin_v1_admin_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1041,7 @@ func (x *RecoverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoverResponse.ProtoReflect.Descriptor instead.
 func (*RecoverResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{16}
+	return file_mailstore_admin_v1_admin_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RecoverResponse) GetMailboxes() int64 {
@@ -1030,7 +1092,7 @@ const file_mailstore_admin_v1_admin_proto_rawDesc = "" +
 	"POP3Policy\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1b\n" +
 	"\tkeep_days\x18\x02 \x01(\x05R\bkeepDays\x12.\n" +
-	"\x13login_delay_seconds\x18\x03 \x01(\x05R\x11loginDelaySeconds\"\xfd\x01\n" +
+	"\x13login_delay_seconds\x18\x03 \x01(\x05R\x11loginDelaySeconds\"\x97\x02\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05login\x18\x02 \x01(\tR\x05login\x12/\n" +
@@ -1038,7 +1100,8 @@ const file_mailstore_admin_v1_admin_proto_rawDesc = "" +
 	"\x04pop3\x18\x04 \x01(\v2\x1e.mailstore.admin.v1.POP3PolicyR\x04pop3\x12\x1a\n" +
 	"\bdisabled\x18\x05 \x01(\bR\bdisabled\x12!\n" +
 	"\fcreated_unix\x18\x06 \x01(\x03R\vcreatedUnix\x12(\n" +
-	"\x10has_sieve_script\x18\a \x01(\bR\x0ehasSieveScript\"\x8d\x01\n" +
+	"\x10has_sieve_script\x18\a \x01(\bR\x0ehasSieveScript\x12\x18\n" +
+	"\aaliases\x18\b \x03(\tR\aaliases\"\x8d\x01\n" +
 	"\x11AddAccountRequest\x12\x14\n" +
 	"\x05login\x18\x01 \x01(\tR\x05login\x12\x1a\n" +
 	"\bpassword\x18\x02 \x01(\tR\bpassword\x12\x1f\n" +
@@ -1064,7 +1127,10 @@ const file_mailstore_admin_v1_admin_proto_rawDesc = "" +
 	"\x06policy\x18\x02 \x01(\v2\x1e.mailstore.admin.v1.POP3PolicyR\x06policy\"E\n" +
 	"\x15SetSieveScriptRequest\x12\x14\n" +
 	"\x05login\x18\x01 \x01(\tR\x05login\x12\x16\n" +
-	"\x06script\x18\x02 \x01(\tR\x06script\"%\n" +
+	"\x06script\x18\x02 \x01(\tR\x06script\":\n" +
+	"\fAliasRequest\x12\x14\n" +
+	"\x05login\x18\x01 \x01(\tR\x05login\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\"%\n" +
 	"\vSieveScript\x12\x16\n" +
 	"\x06script\x18\x01 \x01(\tR\x06script\"\x8b\x02\n" +
 	"\aMailbox\x12\x12\n" +
@@ -1086,7 +1152,7 @@ const file_mailstore_admin_v1_admin_proto_rawDesc = "" +
 	"\tmailboxes\x18\x01 \x01(\x03R\tmailboxes\x12\x1a\n" +
 	"\bmessages\x18\x02 \x01(\x03R\bmessages\x12\x14\n" +
 	"\x05bytes\x18\x03 \x01(\x03R\x05bytes\x12!\n" +
-	"\ffailed_blobs\x18\x04 \x03(\tR\vfailedBlobs2\xfd\a\n" +
+	"\ffailed_blobs\x18\x04 \x03(\tR\vfailedBlobs2\x96\t\n" +
 	"\fAdminService\x12P\n" +
 	"\n" +
 	"AddAccount\x12%.mailstore.admin.v1.AddAccountRequest\x1a\x1b.mailstore.admin.v1.Account\x12a\n" +
@@ -1099,7 +1165,9 @@ const file_mailstore_admin_v1_admin_proto_rawDesc = "" +
 	"\bSetQuota\x12#.mailstore.admin.v1.SetQuotaRequest\x1a\x1b.mailstore.admin.v1.Account\x12V\n" +
 	"\rSetPOP3Policy\x12(.mailstore.admin.v1.SetPOP3PolicyRequest\x1a\x1b.mailstore.admin.v1.Account\x12V\n" +
 	"\x0eSetSieveScript\x12).mailstore.admin.v1.SetSieveScriptRequest\x1a\x19.mailstore.admin.v1.Empty\x12Q\n" +
-	"\x0eGetSieveScript\x12\x1e.mailstore.admin.v1.AccountRef\x1a\x1f.mailstore.admin.v1.SieveScript\x12Z\n" +
+	"\x0eGetSieveScript\x12\x1e.mailstore.admin.v1.AccountRef\x1a\x1f.mailstore.admin.v1.SieveScript\x12I\n" +
+	"\bAddAlias\x12 .mailstore.admin.v1.AliasRequest\x1a\x1b.mailstore.admin.v1.Account\x12L\n" +
+	"\vRemoveAlias\x12 .mailstore.admin.v1.AliasRequest\x1a\x1b.mailstore.admin.v1.Account\x12Z\n" +
 	"\rListMailboxes\x12\x1e.mailstore.admin.v1.AccountRef\x1a).mailstore.admin.v1.ListMailboxesResponse\x12N\n" +
 	"\aRecover\x12\x1e.mailstore.admin.v1.AccountRef\x1a#.mailstore.admin.v1.RecoverResponseBAZ?github.com/mailstore/mailstore/proto/mailstore/admin/v1;adminv1b\x06proto3"
 
@@ -1115,7 +1183,7 @@ func file_mailstore_admin_v1_admin_proto_rawDescGZIP() []byte {
 	return file_mailstore_admin_v1_admin_proto_rawDescData
 }
 
-var file_mailstore_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_mailstore_admin_v1_admin_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_mailstore_admin_v1_admin_proto_goTypes = []any{
 	(*Empty)(nil),                 // 0: mailstore.admin.v1.Empty
 	(*AccountRef)(nil),            // 1: mailstore.admin.v1.AccountRef
@@ -1130,17 +1198,18 @@ var file_mailstore_admin_v1_admin_proto_goTypes = []any{
 	(*SetQuotaRequest)(nil),       // 10: mailstore.admin.v1.SetQuotaRequest
 	(*SetPOP3PolicyRequest)(nil),  // 11: mailstore.admin.v1.SetPOP3PolicyRequest
 	(*SetSieveScriptRequest)(nil), // 12: mailstore.admin.v1.SetSieveScriptRequest
-	(*SieveScript)(nil),           // 13: mailstore.admin.v1.SieveScript
-	(*Mailbox)(nil),               // 14: mailstore.admin.v1.Mailbox
-	(*ListMailboxesResponse)(nil), // 15: mailstore.admin.v1.ListMailboxesResponse
-	(*RecoverResponse)(nil),       // 16: mailstore.admin.v1.RecoverResponse
+	(*AliasRequest)(nil),          // 13: mailstore.admin.v1.AliasRequest
+	(*SieveScript)(nil),           // 14: mailstore.admin.v1.SieveScript
+	(*Mailbox)(nil),               // 15: mailstore.admin.v1.Mailbox
+	(*ListMailboxesResponse)(nil), // 16: mailstore.admin.v1.ListMailboxesResponse
+	(*RecoverResponse)(nil),       // 17: mailstore.admin.v1.RecoverResponse
 }
 var file_mailstore_admin_v1_admin_proto_depIdxs = []int32{
 	2,  // 0: mailstore.admin.v1.Account.quota:type_name -> mailstore.admin.v1.Quota
 	3,  // 1: mailstore.admin.v1.Account.pop3:type_name -> mailstore.admin.v1.POP3Policy
 	4,  // 2: mailstore.admin.v1.ListAccountsResponse.accounts:type_name -> mailstore.admin.v1.Account
 	3,  // 3: mailstore.admin.v1.SetPOP3PolicyRequest.policy:type_name -> mailstore.admin.v1.POP3Policy
-	14, // 4: mailstore.admin.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.admin.v1.Mailbox
+	15, // 4: mailstore.admin.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.admin.v1.Mailbox
 	5,  // 5: mailstore.admin.v1.AdminService.AddAccount:input_type -> mailstore.admin.v1.AddAccountRequest
 	6,  // 6: mailstore.admin.v1.AdminService.ListAccounts:input_type -> mailstore.admin.v1.ListAccountsRequest
 	1,  // 7: mailstore.admin.v1.AdminService.GetAccount:input_type -> mailstore.admin.v1.AccountRef
@@ -1151,22 +1220,26 @@ var file_mailstore_admin_v1_admin_proto_depIdxs = []int32{
 	11, // 12: mailstore.admin.v1.AdminService.SetPOP3Policy:input_type -> mailstore.admin.v1.SetPOP3PolicyRequest
 	12, // 13: mailstore.admin.v1.AdminService.SetSieveScript:input_type -> mailstore.admin.v1.SetSieveScriptRequest
 	1,  // 14: mailstore.admin.v1.AdminService.GetSieveScript:input_type -> mailstore.admin.v1.AccountRef
-	1,  // 15: mailstore.admin.v1.AdminService.ListMailboxes:input_type -> mailstore.admin.v1.AccountRef
-	1,  // 16: mailstore.admin.v1.AdminService.Recover:input_type -> mailstore.admin.v1.AccountRef
-	4,  // 17: mailstore.admin.v1.AdminService.AddAccount:output_type -> mailstore.admin.v1.Account
-	7,  // 18: mailstore.admin.v1.AdminService.ListAccounts:output_type -> mailstore.admin.v1.ListAccountsResponse
-	4,  // 19: mailstore.admin.v1.AdminService.GetAccount:output_type -> mailstore.admin.v1.Account
-	0,  // 20: mailstore.admin.v1.AdminService.DeleteAccount:output_type -> mailstore.admin.v1.Empty
-	0,  // 21: mailstore.admin.v1.AdminService.SetPassword:output_type -> mailstore.admin.v1.Empty
-	4,  // 22: mailstore.admin.v1.AdminService.SetDisabled:output_type -> mailstore.admin.v1.Account
-	4,  // 23: mailstore.admin.v1.AdminService.SetQuota:output_type -> mailstore.admin.v1.Account
-	4,  // 24: mailstore.admin.v1.AdminService.SetPOP3Policy:output_type -> mailstore.admin.v1.Account
-	0,  // 25: mailstore.admin.v1.AdminService.SetSieveScript:output_type -> mailstore.admin.v1.Empty
-	13, // 26: mailstore.admin.v1.AdminService.GetSieveScript:output_type -> mailstore.admin.v1.SieveScript
-	15, // 27: mailstore.admin.v1.AdminService.ListMailboxes:output_type -> mailstore.admin.v1.ListMailboxesResponse
-	16, // 28: mailstore.admin.v1.AdminService.Recover:output_type -> mailstore.admin.v1.RecoverResponse
-	17, // [17:29] is the sub-list for method output_type
-	5,  // [5:17] is the sub-list for method input_type
+	13, // 15: mailstore.admin.v1.AdminService.AddAlias:input_type -> mailstore.admin.v1.AliasRequest
+	13, // 16: mailstore.admin.v1.AdminService.RemoveAlias:input_type -> mailstore.admin.v1.AliasRequest
+	1,  // 17: mailstore.admin.v1.AdminService.ListMailboxes:input_type -> mailstore.admin.v1.AccountRef
+	1,  // 18: mailstore.admin.v1.AdminService.Recover:input_type -> mailstore.admin.v1.AccountRef
+	4,  // 19: mailstore.admin.v1.AdminService.AddAccount:output_type -> mailstore.admin.v1.Account
+	7,  // 20: mailstore.admin.v1.AdminService.ListAccounts:output_type -> mailstore.admin.v1.ListAccountsResponse
+	4,  // 21: mailstore.admin.v1.AdminService.GetAccount:output_type -> mailstore.admin.v1.Account
+	0,  // 22: mailstore.admin.v1.AdminService.DeleteAccount:output_type -> mailstore.admin.v1.Empty
+	0,  // 23: mailstore.admin.v1.AdminService.SetPassword:output_type -> mailstore.admin.v1.Empty
+	4,  // 24: mailstore.admin.v1.AdminService.SetDisabled:output_type -> mailstore.admin.v1.Account
+	4,  // 25: mailstore.admin.v1.AdminService.SetQuota:output_type -> mailstore.admin.v1.Account
+	4,  // 26: mailstore.admin.v1.AdminService.SetPOP3Policy:output_type -> mailstore.admin.v1.Account
+	0,  // 27: mailstore.admin.v1.AdminService.SetSieveScript:output_type -> mailstore.admin.v1.Empty
+	14, // 28: mailstore.admin.v1.AdminService.GetSieveScript:output_type -> mailstore.admin.v1.SieveScript
+	4,  // 29: mailstore.admin.v1.AdminService.AddAlias:output_type -> mailstore.admin.v1.Account
+	4,  // 30: mailstore.admin.v1.AdminService.RemoveAlias:output_type -> mailstore.admin.v1.Account
+	16, // 31: mailstore.admin.v1.AdminService.ListMailboxes:output_type -> mailstore.admin.v1.ListMailboxesResponse
+	17, // 32: mailstore.admin.v1.AdminService.Recover:output_type -> mailstore.admin.v1.RecoverResponse
+	19, // [19:33] is the sub-list for method output_type
+	5,  // [5:19] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -1183,7 +1256,7 @@ func file_mailstore_admin_v1_admin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailstore_admin_v1_admin_proto_rawDesc), len(file_mailstore_admin_v1_admin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

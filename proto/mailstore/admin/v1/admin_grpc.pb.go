@@ -36,6 +36,8 @@ const (
 	AdminService_SetPOP3Policy_FullMethodName  = "/mailstore.admin.v1.AdminService/SetPOP3Policy"
 	AdminService_SetSieveScript_FullMethodName = "/mailstore.admin.v1.AdminService/SetSieveScript"
 	AdminService_GetSieveScript_FullMethodName = "/mailstore.admin.v1.AdminService/GetSieveScript"
+	AdminService_AddAlias_FullMethodName       = "/mailstore.admin.v1.AdminService/AddAlias"
+	AdminService_RemoveAlias_FullMethodName    = "/mailstore.admin.v1.AdminService/RemoveAlias"
 	AdminService_ListMailboxes_FullMethodName  = "/mailstore.admin.v1.AdminService/ListMailboxes"
 	AdminService_Recover_FullMethodName        = "/mailstore.admin.v1.AdminService/Recover"
 )
@@ -66,6 +68,13 @@ type AdminServiceClient interface {
 	SetSieveScript(ctx context.Context, in *SetSieveScriptRequest, opts ...grpc.CallOption) (*Empty, error)
 	// GetSieveScript returns the active Sieve script.
 	GetSieveScript(ctx context.Context, in *AccountRef, opts ...grpc.CallOption) (*SieveScript, error)
+	// AddAlias gives the account one more address for delivery
+	// (local@domain). AlreadyExists if the address is any account's login
+	// or alias; InvalidArgument if malformed.
+	AddAlias(ctx context.Context, in *AliasRequest, opts ...grpc.CallOption) (*Account, error)
+	// RemoveAlias takes an alias away from the account. InvalidArgument if
+	// the account does not have it.
+	RemoveAlias(ctx context.Context, in *AliasRequest, opts ...grpc.CallOption) (*Account, error)
 	// ListMailboxes lists the account's mailboxes with their counters.
 	ListMailboxes(ctx context.Context, in *AccountRef, opts ...grpc.CallOption) (*ListMailboxesResponse, error)
 	// Recover rebuilds the account's mailboxes and messages from the blob
@@ -183,6 +192,26 @@ func (c *adminServiceClient) GetSieveScript(ctx context.Context, in *AccountRef,
 	return out, nil
 }
 
+func (c *adminServiceClient) AddAlias(ctx context.Context, in *AliasRequest, opts ...grpc.CallOption) (*Account, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Account)
+	err := c.cc.Invoke(ctx, AdminService_AddAlias_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *adminServiceClient) RemoveAlias(ctx context.Context, in *AliasRequest, opts ...grpc.CallOption) (*Account, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Account)
+	err := c.cc.Invoke(ctx, AdminService_RemoveAlias_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *adminServiceClient) ListMailboxes(ctx context.Context, in *AccountRef, opts ...grpc.CallOption) (*ListMailboxesResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ListMailboxesResponse)
@@ -229,6 +258,13 @@ type AdminServiceServer interface {
 	SetSieveScript(context.Context, *SetSieveScriptRequest) (*Empty, error)
 	// GetSieveScript returns the active Sieve script.
 	GetSieveScript(context.Context, *AccountRef) (*SieveScript, error)
+	// AddAlias gives the account one more address for delivery
+	// (local@domain). AlreadyExists if the address is any account's login
+	// or alias; InvalidArgument if malformed.
+	AddAlias(context.Context, *AliasRequest) (*Account, error)
+	// RemoveAlias takes an alias away from the account. InvalidArgument if
+	// the account does not have it.
+	RemoveAlias(context.Context, *AliasRequest) (*Account, error)
 	// ListMailboxes lists the account's mailboxes with their counters.
 	ListMailboxes(context.Context, *AccountRef) (*ListMailboxesResponse, error)
 	// Recover rebuilds the account's mailboxes and messages from the blob
@@ -275,6 +311,12 @@ func (UnimplementedAdminServiceServer) SetSieveScript(context.Context, *SetSieve
 }
 func (UnimplementedAdminServiceServer) GetSieveScript(context.Context, *AccountRef) (*SieveScript, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetSieveScript not implemented")
+}
+func (UnimplementedAdminServiceServer) AddAlias(context.Context, *AliasRequest) (*Account, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddAlias not implemented")
+}
+func (UnimplementedAdminServiceServer) RemoveAlias(context.Context, *AliasRequest) (*Account, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveAlias not implemented")
 }
 func (UnimplementedAdminServiceServer) ListMailboxes(context.Context, *AccountRef) (*ListMailboxesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListMailboxes not implemented")
@@ -483,6 +525,42 @@ func _AdminService_GetSieveScript_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _AdminService_AddAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).AddAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_AddAlias_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).AddAlias(ctx, req.(*AliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _AdminService_RemoveAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(AdminServiceServer).RemoveAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: AdminService_RemoveAlias_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(AdminServiceServer).RemoveAlias(ctx, req.(*AliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _AdminService_ListMailboxes_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(AccountRef)
 	if err := dec(in); err != nil {
@@ -565,6 +643,14 @@ var AdminService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetSieveScript",
 			Handler:    _AdminService_GetSieveScript_Handler,
+		},
+		{
+			MethodName: "AddAlias",
+			Handler:    _AdminService_AddAlias_Handler,
+		},
+		{
+			MethodName: "RemoveAlias",
+			Handler:    _AdminService_RemoveAlias_Handler,
 		},
 		{
 			MethodName: "ListMailboxes",

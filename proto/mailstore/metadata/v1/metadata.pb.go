@@ -365,14 +365,16 @@ func (x *POP3Policy) GetLoginDelaySeconds() int32 {
 
 // Account is an account record. There is deliberately no password hash.
 type Account struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Login         string                 `protobuf:"bytes,2,opt,name=login,proto3" json:"login,omitempty"`
-	Quota         *Quota                 `protobuf:"bytes,3,opt,name=quota,proto3" json:"quota,omitempty"`
-	Pop3          *POP3Policy            `protobuf:"bytes,4,opt,name=pop3,proto3" json:"pop3,omitempty"`
-	Disabled      bool                   `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
-	Created       *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
-	SieveScript   string                 `protobuf:"bytes,7,opt,name=sieve_script,json=sieveScript,proto3" json:"sieve_script,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Id          string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Login       string                 `protobuf:"bytes,2,opt,name=login,proto3" json:"login,omitempty"`
+	Quota       *Quota                 `protobuf:"bytes,3,opt,name=quota,proto3" json:"quota,omitempty"`
+	Pop3        *POP3Policy            `protobuf:"bytes,4,opt,name=pop3,proto3" json:"pop3,omitempty"`
+	Disabled    bool                   `protobuf:"varint,5,opt,name=disabled,proto3" json:"disabled,omitempty"`
+	Created     *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=created,proto3" json:"created,omitempty"`
+	SieveScript string                 `protobuf:"bytes,7,opt,name=sieve_script,json=sieveScript,proto3" json:"sieve_script,omitempty"`
+	// Further addresses of the account, canonical, sorted.
+	Aliases       []string `protobuf:"bytes,8,rep,name=aliases,proto3" json:"aliases,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -454,6 +456,13 @@ func (x *Account) GetSieveScript() string {
 		return x.SieveScript
 	}
 	return ""
+}
+
+func (x *Account) GetAliases() []string {
+	if x != nil {
+		return x.Aliases
+	}
+	return nil
 }
 
 type Mailbox struct {
@@ -1673,6 +1682,286 @@ func (*ResetIndexResponse) Descriptor() ([]byte, []int) {
 	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{24}
 }
 
+type AddAliasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Alias         string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAliasRequest) Reset() {
+	*x = AddAliasRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAliasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAliasRequest) ProtoMessage() {}
+
+func (x *AddAliasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAliasRequest.ProtoReflect.Descriptor instead.
+func (*AddAliasRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AddAliasRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *AddAliasRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+type AddAliasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *Account               `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddAliasResponse) Reset() {
+	*x = AddAliasResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddAliasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddAliasResponse) ProtoMessage() {}
+
+func (x *AddAliasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddAliasResponse.ProtoReflect.Descriptor instead.
+func (*AddAliasResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AddAliasResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+type RemoveAliasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	Alias         string                 `protobuf:"bytes,2,opt,name=alias,proto3" json:"alias,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAliasRequest) Reset() {
+	*x = RemoveAliasRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAliasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAliasRequest) ProtoMessage() {}
+
+func (x *RemoveAliasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAliasRequest.ProtoReflect.Descriptor instead.
+func (*RemoveAliasRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *RemoveAliasRequest) GetAccountId() string {
+	if x != nil {
+		return x.AccountId
+	}
+	return ""
+}
+
+func (x *RemoveAliasRequest) GetAlias() string {
+	if x != nil {
+		return x.Alias
+	}
+	return ""
+}
+
+type RemoveAliasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *Account               `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveAliasResponse) Reset() {
+	*x = RemoveAliasResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveAliasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveAliasResponse) ProtoMessage() {}
+
+func (x *RemoveAliasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveAliasResponse.ProtoReflect.Descriptor instead.
+func (*RemoveAliasResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *RemoveAliasResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
+type LookupAddressRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Address       string                 `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupAddressRequest) Reset() {
+	*x = LookupAddressRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupAddressRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupAddressRequest) ProtoMessage() {}
+
+func (x *LookupAddressRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupAddressRequest.ProtoReflect.Descriptor instead.
+func (*LookupAddressRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *LookupAddressRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type LookupAddressResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Account       *Account               `protobuf:"bytes,1,opt,name=account,proto3" json:"account,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LookupAddressResponse) Reset() {
+	*x = LookupAddressResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LookupAddressResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LookupAddressResponse) ProtoMessage() {}
+
+func (x *LookupAddressResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LookupAddressResponse.ProtoReflect.Descriptor instead.
+func (*LookupAddressResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *LookupAddressResponse) GetAccount() *Account {
+	if x != nil {
+		return x.Account
+	}
+	return nil
+}
+
 type CreateMailboxRequest struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -1685,7 +1974,7 @@ type CreateMailboxRequest struct {
 
 func (x *CreateMailboxRequest) Reset() {
 	*x = CreateMailboxRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[25]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1697,7 +1986,7 @@ func (x *CreateMailboxRequest) String() string {
 func (*CreateMailboxRequest) ProtoMessage() {}
 
 func (x *CreateMailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[25]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1710,7 +1999,7 @@ func (x *CreateMailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMailboxRequest.ProtoReflect.Descriptor instead.
 func (*CreateMailboxRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{25}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateMailboxRequest) GetAccountId() string {
@@ -1743,7 +2032,7 @@ type CreateMailboxResponse struct {
 
 func (x *CreateMailboxResponse) Reset() {
 	*x = CreateMailboxResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[26]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1755,7 +2044,7 @@ func (x *CreateMailboxResponse) String() string {
 func (*CreateMailboxResponse) ProtoMessage() {}
 
 func (x *CreateMailboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[26]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1768,7 +2057,7 @@ func (x *CreateMailboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateMailboxResponse.ProtoReflect.Descriptor instead.
 func (*CreateMailboxResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{26}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateMailboxResponse) GetMailbox() *Mailbox {
@@ -1788,7 +2077,7 @@ type DeleteMailboxRequest struct {
 
 func (x *DeleteMailboxRequest) Reset() {
 	*x = DeleteMailboxRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[27]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1800,7 +2089,7 @@ func (x *DeleteMailboxRequest) String() string {
 func (*DeleteMailboxRequest) ProtoMessage() {}
 
 func (x *DeleteMailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[27]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1813,7 +2102,7 @@ func (x *DeleteMailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMailboxRequest.ProtoReflect.Descriptor instead.
 func (*DeleteMailboxRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{27}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteMailboxRequest) GetAccountId() string {
@@ -1838,7 +2127,7 @@ type DeleteMailboxResponse struct {
 
 func (x *DeleteMailboxResponse) Reset() {
 	*x = DeleteMailboxResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[28]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1850,7 +2139,7 @@ func (x *DeleteMailboxResponse) String() string {
 func (*DeleteMailboxResponse) ProtoMessage() {}
 
 func (x *DeleteMailboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[28]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1863,7 +2152,7 @@ func (x *DeleteMailboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteMailboxResponse.ProtoReflect.Descriptor instead.
 func (*DeleteMailboxResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{28}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{34}
 }
 
 type RenameMailboxRequest struct {
@@ -1877,7 +2166,7 @@ type RenameMailboxRequest struct {
 
 func (x *RenameMailboxRequest) Reset() {
 	*x = RenameMailboxRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[29]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1889,7 +2178,7 @@ func (x *RenameMailboxRequest) String() string {
 func (*RenameMailboxRequest) ProtoMessage() {}
 
 func (x *RenameMailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[29]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1902,7 +2191,7 @@ func (x *RenameMailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameMailboxRequest.ProtoReflect.Descriptor instead.
 func (*RenameMailboxRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{29}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *RenameMailboxRequest) GetAccountId() string {
@@ -1934,7 +2223,7 @@ type RenameMailboxResponse struct {
 
 func (x *RenameMailboxResponse) Reset() {
 	*x = RenameMailboxResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[30]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1946,7 +2235,7 @@ func (x *RenameMailboxResponse) String() string {
 func (*RenameMailboxResponse) ProtoMessage() {}
 
 func (x *RenameMailboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[30]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1959,7 +2248,7 @@ func (x *RenameMailboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenameMailboxResponse.ProtoReflect.Descriptor instead.
 func (*RenameMailboxResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{30}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{36}
 }
 
 type GetMailboxRequest struct {
@@ -1976,7 +2265,7 @@ type GetMailboxRequest struct {
 
 func (x *GetMailboxRequest) Reset() {
 	*x = GetMailboxRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[31]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1988,7 +2277,7 @@ func (x *GetMailboxRequest) String() string {
 func (*GetMailboxRequest) ProtoMessage() {}
 
 func (x *GetMailboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[31]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2001,7 +2290,7 @@ func (x *GetMailboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMailboxRequest.ProtoReflect.Descriptor instead.
 func (*GetMailboxRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{31}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetMailboxRequest) GetAccountId() string {
@@ -2061,7 +2350,7 @@ type GetMailboxResponse struct {
 
 func (x *GetMailboxResponse) Reset() {
 	*x = GetMailboxResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[32]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2073,7 +2362,7 @@ func (x *GetMailboxResponse) String() string {
 func (*GetMailboxResponse) ProtoMessage() {}
 
 func (x *GetMailboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[32]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2086,7 +2375,7 @@ func (x *GetMailboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetMailboxResponse.ProtoReflect.Descriptor instead.
 func (*GetMailboxResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{32}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetMailboxResponse) GetMailbox() *Mailbox {
@@ -2109,7 +2398,7 @@ type ListMailboxesRequest struct {
 
 func (x *ListMailboxesRequest) Reset() {
 	*x = ListMailboxesRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[33]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2121,7 +2410,7 @@ func (x *ListMailboxesRequest) String() string {
 func (*ListMailboxesRequest) ProtoMessage() {}
 
 func (x *ListMailboxesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[33]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2134,7 +2423,7 @@ func (x *ListMailboxesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMailboxesRequest.ProtoReflect.Descriptor instead.
 func (*ListMailboxesRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{33}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListMailboxesRequest) GetAccountId() string {
@@ -2160,7 +2449,7 @@ type ListMailboxesResponse struct {
 
 func (x *ListMailboxesResponse) Reset() {
 	*x = ListMailboxesResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[34]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2172,7 +2461,7 @@ func (x *ListMailboxesResponse) String() string {
 func (*ListMailboxesResponse) ProtoMessage() {}
 
 func (x *ListMailboxesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[34]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2185,7 +2474,7 @@ func (x *ListMailboxesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListMailboxesResponse.ProtoReflect.Descriptor instead.
 func (*ListMailboxesResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{34}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListMailboxesResponse) GetMailboxes() []*Mailbox {
@@ -2206,7 +2495,7 @@ type SetSubscribedRequest struct {
 
 func (x *SetSubscribedRequest) Reset() {
 	*x = SetSubscribedRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[35]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2218,7 +2507,7 @@ func (x *SetSubscribedRequest) String() string {
 func (*SetSubscribedRequest) ProtoMessage() {}
 
 func (x *SetSubscribedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[35]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2231,7 +2520,7 @@ func (x *SetSubscribedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSubscribedRequest.ProtoReflect.Descriptor instead.
 func (*SetSubscribedRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{35}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *SetSubscribedRequest) GetAccountId() string {
@@ -2263,7 +2552,7 @@ type SetSubscribedResponse struct {
 
 func (x *SetSubscribedResponse) Reset() {
 	*x = SetSubscribedResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[36]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2275,7 +2564,7 @@ func (x *SetSubscribedResponse) String() string {
 func (*SetSubscribedResponse) ProtoMessage() {}
 
 func (x *SetSubscribedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[36]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2288,7 +2577,7 @@ func (x *SetSubscribedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSubscribedResponse.ProtoReflect.Descriptor instead.
 func (*SetSubscribedResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{36}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{42}
 }
 
 type ListSubscriptionsRequest struct {
@@ -2300,7 +2589,7 @@ type ListSubscriptionsRequest struct {
 
 func (x *ListSubscriptionsRequest) Reset() {
 	*x = ListSubscriptionsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[37]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2312,7 +2601,7 @@ func (x *ListSubscriptionsRequest) String() string {
 func (*ListSubscriptionsRequest) ProtoMessage() {}
 
 func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[37]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2325,7 +2614,7 @@ func (x *ListSubscriptionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsRequest.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{37}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ListSubscriptionsRequest) GetAccountId() string {
@@ -2344,7 +2633,7 @@ type ListSubscriptionsResponse struct {
 
 func (x *ListSubscriptionsResponse) Reset() {
 	*x = ListSubscriptionsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[38]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2356,7 +2645,7 @@ func (x *ListSubscriptionsResponse) String() string {
 func (*ListSubscriptionsResponse) ProtoMessage() {}
 
 func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[38]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2369,7 +2658,7 @@ func (x *ListSubscriptionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSubscriptionsResponse.ProtoReflect.Descriptor instead.
 func (*ListSubscriptionsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{38}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ListSubscriptionsResponse) GetNames() []string {
@@ -2390,7 +2679,7 @@ type ClaimRecentRequest struct {
 
 func (x *ClaimRecentRequest) Reset() {
 	*x = ClaimRecentRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2402,7 +2691,7 @@ func (x *ClaimRecentRequest) String() string {
 func (*ClaimRecentRequest) ProtoMessage() {}
 
 func (x *ClaimRecentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[39]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2415,7 +2704,7 @@ func (x *ClaimRecentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRecentRequest.ProtoReflect.Descriptor instead.
 func (*ClaimRecentRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{39}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ClaimRecentRequest) GetAccountId() string {
@@ -2450,7 +2739,7 @@ type ClaimRecentResponse struct {
 
 func (x *ClaimRecentResponse) Reset() {
 	*x = ClaimRecentResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2462,7 +2751,7 @@ func (x *ClaimRecentResponse) String() string {
 func (*ClaimRecentResponse) ProtoMessage() {}
 
 func (x *ClaimRecentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[40]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2475,7 +2764,7 @@ func (x *ClaimRecentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClaimRecentResponse.ProtoReflect.Descriptor instead.
 func (*ClaimRecentResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{40}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ClaimRecentResponse) GetPrevious() uint32 {
@@ -2500,7 +2789,7 @@ type AppendEntryRequest struct {
 
 func (x *AppendEntryRequest) Reset() {
 	*x = AppendEntryRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2512,7 +2801,7 @@ func (x *AppendEntryRequest) String() string {
 func (*AppendEntryRequest) ProtoMessage() {}
 
 func (x *AppendEntryRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[41]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2525,7 +2814,7 @@ func (x *AppendEntryRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntryRequest.ProtoReflect.Descriptor instead.
 func (*AppendEntryRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{41}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AppendEntryRequest) GetAccountId() string {
@@ -2589,7 +2878,7 @@ type AppendEntryResponse struct {
 
 func (x *AppendEntryResponse) Reset() {
 	*x = AppendEntryResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2601,7 +2890,7 @@ func (x *AppendEntryResponse) String() string {
 func (*AppendEntryResponse) ProtoMessage() {}
 
 func (x *AppendEntryResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[42]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2614,7 +2903,7 @@ func (x *AppendEntryResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppendEntryResponse.ProtoReflect.Descriptor instead.
 func (*AppendEntryResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{42}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AppendEntryResponse) GetMailboxId() uint64 {
@@ -2660,7 +2949,7 @@ type ListEntriesRequest struct {
 
 func (x *ListEntriesRequest) Reset() {
 	*x = ListEntriesRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2672,7 +2961,7 @@ func (x *ListEntriesRequest) String() string {
 func (*ListEntriesRequest) ProtoMessage() {}
 
 func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[43]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2685,7 +2974,7 @@ func (x *ListEntriesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesRequest.ProtoReflect.Descriptor instead.
 func (*ListEntriesRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{43}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListEntriesRequest) GetAccountId() string {
@@ -2732,7 +3021,7 @@ type ListEntriesResponse struct {
 
 func (x *ListEntriesResponse) Reset() {
 	*x = ListEntriesResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2744,7 +3033,7 @@ func (x *ListEntriesResponse) String() string {
 func (*ListEntriesResponse) ProtoMessage() {}
 
 func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[44]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2757,7 +3046,7 @@ func (x *ListEntriesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListEntriesResponse.ProtoReflect.Descriptor instead.
 func (*ListEntriesResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{44}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ListEntriesResponse) GetEntries() []*Entry {
@@ -2782,7 +3071,7 @@ type StoreFlagsRequest struct {
 
 func (x *StoreFlagsRequest) Reset() {
 	*x = StoreFlagsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2794,7 +3083,7 @@ func (x *StoreFlagsRequest) String() string {
 func (*StoreFlagsRequest) ProtoMessage() {}
 
 func (x *StoreFlagsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[45]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2807,7 +3096,7 @@ func (x *StoreFlagsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreFlagsRequest.ProtoReflect.Descriptor instead.
 func (*StoreFlagsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{45}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *StoreFlagsRequest) GetAccountId() string {
@@ -2864,7 +3153,7 @@ type StoreFlagsResponse struct {
 
 func (x *StoreFlagsResponse) Reset() {
 	*x = StoreFlagsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2876,7 +3165,7 @@ func (x *StoreFlagsResponse) String() string {
 func (*StoreFlagsResponse) ProtoMessage() {}
 
 func (x *StoreFlagsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[46]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2889,7 +3178,7 @@ func (x *StoreFlagsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StoreFlagsResponse.ProtoReflect.Descriptor instead.
 func (*StoreFlagsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{46}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *StoreFlagsResponse) GetUpdated() []*Entry {
@@ -2917,7 +3206,7 @@ type ExpungeRequest struct {
 
 func (x *ExpungeRequest) Reset() {
 	*x = ExpungeRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2929,7 +3218,7 @@ func (x *ExpungeRequest) String() string {
 func (*ExpungeRequest) ProtoMessage() {}
 
 func (x *ExpungeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[47]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2942,7 +3231,7 @@ func (x *ExpungeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpungeRequest.ProtoReflect.Descriptor instead.
 func (*ExpungeRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{47}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ExpungeRequest) GetAccountId() string {
@@ -2976,7 +3265,7 @@ type ExpungeResponse struct {
 
 func (x *ExpungeResponse) Reset() {
 	*x = ExpungeResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3277,7 @@ func (x *ExpungeResponse) String() string {
 func (*ExpungeResponse) ProtoMessage() {}
 
 func (x *ExpungeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[48]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3290,7 @@ func (x *ExpungeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExpungeResponse.ProtoReflect.Descriptor instead.
 func (*ExpungeResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{48}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ExpungeResponse) GetUids() []uint32 {
@@ -3030,7 +3319,7 @@ type CopyRequest struct {
 
 func (x *CopyRequest) Reset() {
 	*x = CopyRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3042,7 +3331,7 @@ func (x *CopyRequest) String() string {
 func (*CopyRequest) ProtoMessage() {}
 
 func (x *CopyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[49]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3055,7 +3344,7 @@ func (x *CopyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyRequest.ProtoReflect.Descriptor instead.
 func (*CopyRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{49}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *CopyRequest) GetAccountId() string {
@@ -3101,7 +3390,7 @@ type Copied struct {
 
 func (x *Copied) Reset() {
 	*x = Copied{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3113,7 +3402,7 @@ func (x *Copied) String() string {
 func (*Copied) ProtoMessage() {}
 
 func (x *Copied) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[50]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3126,7 +3415,7 @@ func (x *Copied) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Copied.ProtoReflect.Descriptor instead.
 func (*Copied) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{50}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *Copied) GetUidValidity() uint32 {
@@ -3166,7 +3455,7 @@ type CopyResponse struct {
 
 func (x *CopyResponse) Reset() {
 	*x = CopyResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3178,7 +3467,7 @@ func (x *CopyResponse) String() string {
 func (*CopyResponse) ProtoMessage() {}
 
 func (x *CopyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[51]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3191,7 +3480,7 @@ func (x *CopyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CopyResponse.ProtoReflect.Descriptor instead.
 func (*CopyResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{51}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *CopyResponse) GetCopied() *Copied {
@@ -3213,7 +3502,7 @@ type MoveRequest struct {
 
 func (x *MoveRequest) Reset() {
 	*x = MoveRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3514,7 @@ func (x *MoveRequest) String() string {
 func (*MoveRequest) ProtoMessage() {}
 
 func (x *MoveRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[52]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3238,7 +3527,7 @@ func (x *MoveRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveRequest.ProtoReflect.Descriptor instead.
 func (*MoveRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{52}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *MoveRequest) GetAccountId() string {
@@ -3278,7 +3567,7 @@ type MoveResponse struct {
 
 func (x *MoveResponse) Reset() {
 	*x = MoveResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3290,7 +3579,7 @@ func (x *MoveResponse) String() string {
 func (*MoveResponse) ProtoMessage() {}
 
 func (x *MoveResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[53]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3303,7 +3592,7 @@ func (x *MoveResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MoveResponse.ProtoReflect.Descriptor instead.
 func (*MoveResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{53}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *MoveResponse) GetCopied() *Copied {
@@ -3325,7 +3614,7 @@ type MarkRetrievedRequest struct {
 
 func (x *MarkRetrievedRequest) Reset() {
 	*x = MarkRetrievedRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3337,7 +3626,7 @@ func (x *MarkRetrievedRequest) String() string {
 func (*MarkRetrievedRequest) ProtoMessage() {}
 
 func (x *MarkRetrievedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[54]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3350,7 +3639,7 @@ func (x *MarkRetrievedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRetrievedRequest.ProtoReflect.Descriptor instead.
 func (*MarkRetrievedRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{54}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *MarkRetrievedRequest) GetAccountId() string {
@@ -3389,7 +3678,7 @@ type MarkRetrievedResponse struct {
 
 func (x *MarkRetrievedResponse) Reset() {
 	*x = MarkRetrievedResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3401,7 +3690,7 @@ func (x *MarkRetrievedResponse) String() string {
 func (*MarkRetrievedResponse) ProtoMessage() {}
 
 func (x *MarkRetrievedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[55]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3414,7 +3703,7 @@ func (x *MarkRetrievedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MarkRetrievedResponse.ProtoReflect.Descriptor instead.
 func (*MarkRetrievedResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{55}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{61}
 }
 
 type ChangesSinceRequest struct {
@@ -3428,7 +3717,7 @@ type ChangesSinceRequest struct {
 
 func (x *ChangesSinceRequest) Reset() {
 	*x = ChangesSinceRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3440,7 +3729,7 @@ func (x *ChangesSinceRequest) String() string {
 func (*ChangesSinceRequest) ProtoMessage() {}
 
 func (x *ChangesSinceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[56]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3453,7 +3742,7 @@ func (x *ChangesSinceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesSinceRequest.ProtoReflect.Descriptor instead.
 func (*ChangesSinceRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{56}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *ChangesSinceRequest) GetAccountId() string {
@@ -3492,7 +3781,7 @@ type ChangesSinceResponse struct {
 
 func (x *ChangesSinceResponse) Reset() {
 	*x = ChangesSinceResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3504,7 +3793,7 @@ func (x *ChangesSinceResponse) String() string {
 func (*ChangesSinceResponse) ProtoMessage() {}
 
 func (x *ChangesSinceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[57]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3517,7 +3806,7 @@ func (x *ChangesSinceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangesSinceResponse.ProtoReflect.Descriptor instead.
 func (*ChangesSinceResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{57}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *ChangesSinceResponse) GetHighestModSeq() uint64 {
@@ -3557,7 +3846,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3569,7 +3858,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[58]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3582,7 +3871,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{58}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *WatchRequest) GetAccountId() string {
@@ -3602,7 +3891,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3614,7 +3903,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[59]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3627,7 +3916,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{59}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *WatchResponse) GetEvent() *Event {
@@ -3650,7 +3939,7 @@ type AcquireLeaseRequest struct {
 
 func (x *AcquireLeaseRequest) Reset() {
 	*x = AcquireLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3662,7 +3951,7 @@ func (x *AcquireLeaseRequest) String() string {
 func (*AcquireLeaseRequest) ProtoMessage() {}
 
 func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[60]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3675,7 +3964,7 @@ func (x *AcquireLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{60}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *AcquireLeaseRequest) GetAccountId() string {
@@ -3715,7 +4004,7 @@ type AcquireLeaseResponse struct {
 
 func (x *AcquireLeaseResponse) Reset() {
 	*x = AcquireLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3727,7 +4016,7 @@ func (x *AcquireLeaseResponse) String() string {
 func (*AcquireLeaseResponse) ProtoMessage() {}
 
 func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[61]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3740,7 +4029,7 @@ func (x *AcquireLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLeaseResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{61}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *AcquireLeaseResponse) GetLease() *Lease {
@@ -3762,7 +4051,7 @@ type RenewLeaseRequest struct {
 
 func (x *RenewLeaseRequest) Reset() {
 	*x = RenewLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3774,7 +4063,7 @@ func (x *RenewLeaseRequest) String() string {
 func (*RenewLeaseRequest) ProtoMessage() {}
 
 func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[62]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3787,7 +4076,7 @@ func (x *RenewLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseRequest.ProtoReflect.Descriptor instead.
 func (*RenewLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{62}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *RenewLeaseRequest) GetAccountId() string {
@@ -3827,7 +4116,7 @@ type RenewLeaseResponse struct {
 
 func (x *RenewLeaseResponse) Reset() {
 	*x = RenewLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3839,7 +4128,7 @@ func (x *RenewLeaseResponse) String() string {
 func (*RenewLeaseResponse) ProtoMessage() {}
 
 func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[63]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3852,7 +4141,7 @@ func (x *RenewLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewLeaseResponse.ProtoReflect.Descriptor instead.
 func (*RenewLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{63}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{69}
 }
 
 func (x *RenewLeaseResponse) GetLease() *Lease {
@@ -3873,7 +4162,7 @@ type ReleaseLeaseRequest struct {
 
 func (x *ReleaseLeaseRequest) Reset() {
 	*x = ReleaseLeaseRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3885,7 +4174,7 @@ func (x *ReleaseLeaseRequest) String() string {
 func (*ReleaseLeaseRequest) ProtoMessage() {}
 
 func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[64]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3898,7 +4187,7 @@ func (x *ReleaseLeaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{64}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *ReleaseLeaseRequest) GetAccountId() string {
@@ -3930,7 +4219,7 @@ type ReleaseLeaseResponse struct {
 
 func (x *ReleaseLeaseResponse) Reset() {
 	*x = ReleaseLeaseResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4231,7 @@ func (x *ReleaseLeaseResponse) String() string {
 func (*ReleaseLeaseResponse) ProtoMessage() {}
 
 func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[65]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4244,7 @@ func (x *ReleaseLeaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLeaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLeaseResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{65}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{71}
 }
 
 type IncrCounterRequest struct {
@@ -3969,7 +4258,7 @@ type IncrCounterRequest struct {
 
 func (x *IncrCounterRequest) Reset() {
 	*x = IncrCounterRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3981,7 +4270,7 @@ func (x *IncrCounterRequest) String() string {
 func (*IncrCounterRequest) ProtoMessage() {}
 
 func (x *IncrCounterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[66]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3994,7 +4283,7 @@ func (x *IncrCounterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrCounterRequest.ProtoReflect.Descriptor instead.
 func (*IncrCounterRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{66}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *IncrCounterRequest) GetKey() string {
@@ -4027,7 +4316,7 @@ type IncrCounterResponse struct {
 
 func (x *IncrCounterResponse) Reset() {
 	*x = IncrCounterResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4039,7 +4328,7 @@ func (x *IncrCounterResponse) String() string {
 func (*IncrCounterResponse) ProtoMessage() {}
 
 func (x *IncrCounterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[67]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4052,7 +4341,7 @@ func (x *IncrCounterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IncrCounterResponse.ProtoReflect.Descriptor instead.
 func (*IncrCounterResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{67}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{73}
 }
 
 func (x *IncrCounterResponse) GetValue() int64 {
@@ -4071,7 +4360,7 @@ type GetCounterRequest struct {
 
 func (x *GetCounterRequest) Reset() {
 	*x = GetCounterRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4372,7 @@ func (x *GetCounterRequest) String() string {
 func (*GetCounterRequest) ProtoMessage() {}
 
 func (x *GetCounterRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[68]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4385,7 @@ func (x *GetCounterRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounterRequest.ProtoReflect.Descriptor instead.
 func (*GetCounterRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{68}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *GetCounterRequest) GetKey() string {
@@ -4115,7 +4404,7 @@ type GetCounterResponse struct {
 
 func (x *GetCounterResponse) Reset() {
 	*x = GetCounterResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4127,7 +4416,7 @@ func (x *GetCounterResponse) String() string {
 func (*GetCounterResponse) ProtoMessage() {}
 
 func (x *GetCounterResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[69]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4140,7 +4429,7 @@ func (x *GetCounterResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCounterResponse.ProtoReflect.Descriptor instead.
 func (*GetCounterResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{69}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *GetCounterResponse) GetValue() int64 {
@@ -4161,7 +4450,7 @@ type PendingBlobsRequest struct {
 
 func (x *PendingBlobsRequest) Reset() {
 	*x = PendingBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4173,7 +4462,7 @@ func (x *PendingBlobsRequest) String() string {
 func (*PendingBlobsRequest) ProtoMessage() {}
 
 func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[70]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4186,7 +4475,7 @@ func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsRequest.ProtoReflect.Descriptor instead.
 func (*PendingBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{70}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *PendingBlobsRequest) GetAccountId() string {
@@ -4219,7 +4508,7 @@ type PendingBlobsResponse struct {
 
 func (x *PendingBlobsResponse) Reset() {
 	*x = PendingBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4231,7 +4520,7 @@ func (x *PendingBlobsResponse) String() string {
 func (*PendingBlobsResponse) ProtoMessage() {}
 
 func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[71]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4244,7 +4533,7 @@ func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsResponse.ProtoReflect.Descriptor instead.
 func (*PendingBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{71}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *PendingBlobsResponse) GetBlobIds() []string {
@@ -4264,7 +4553,7 @@ type ForgetBlobsRequest struct {
 
 func (x *ForgetBlobsRequest) Reset() {
 	*x = ForgetBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4276,7 +4565,7 @@ func (x *ForgetBlobsRequest) String() string {
 func (*ForgetBlobsRequest) ProtoMessage() {}
 
 func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[72]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4289,7 +4578,7 @@ func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{72}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *ForgetBlobsRequest) GetAccountId() string {
@@ -4314,7 +4603,7 @@ type ForgetBlobsResponse struct {
 
 func (x *ForgetBlobsResponse) Reset() {
 	*x = ForgetBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4326,7 +4615,7 @@ func (x *ForgetBlobsResponse) String() string {
 func (*ForgetBlobsResponse) ProtoMessage() {}
 
 func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[73]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4339,7 +4628,7 @@ func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsResponse.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{73}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{79}
 }
 
 type BlobReferencedRequest struct {
@@ -4352,7 +4641,7 @@ type BlobReferencedRequest struct {
 
 func (x *BlobReferencedRequest) Reset() {
 	*x = BlobReferencedRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[74]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4364,7 +4653,7 @@ func (x *BlobReferencedRequest) String() string {
 func (*BlobReferencedRequest) ProtoMessage() {}
 
 func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[74]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4377,7 +4666,7 @@ func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedRequest.ProtoReflect.Descriptor instead.
 func (*BlobReferencedRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{74}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *BlobReferencedRequest) GetAccountId() string {
@@ -4403,7 +4692,7 @@ type BlobReferencedResponse struct {
 
 func (x *BlobReferencedResponse) Reset() {
 	*x = BlobReferencedResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[75]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4415,7 +4704,7 @@ func (x *BlobReferencedResponse) String() string {
 func (*BlobReferencedResponse) ProtoMessage() {}
 
 func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[75]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4428,7 +4717,7 @@ func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedResponse.ProtoReflect.Descriptor instead.
 func (*BlobReferencedResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{75}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *BlobReferencedResponse) GetReferenced() bool {
@@ -4454,7 +4743,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"POP3Policy\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1b\n" +
 	"\tkeep_days\x18\x02 \x01(\x05R\bkeepDays\x12.\n" +
-	"\x13login_delay_seconds\x18\x03 \x01(\x05R\x11loginDelaySeconds\"\x8f\x02\n" +
+	"\x13login_delay_seconds\x18\x03 \x01(\x05R\x11loginDelaySeconds\"\xa9\x02\n" +
 	"\aAccount\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05login\x18\x02 \x01(\tR\x05login\x122\n" +
@@ -4462,7 +4751,8 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x04pop3\x18\x04 \x01(\v2!.mailstore.metadata.v1.POP3PolicyR\x04pop3\x12\x1a\n" +
 	"\bdisabled\x18\x05 \x01(\bR\bdisabled\x124\n" +
 	"\acreated\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\acreated\x12!\n" +
-	"\fsieve_script\x18\a \x01(\tR\vsieveScript\"\x9c\x02\n" +
+	"\fsieve_script\x18\a \x01(\tR\vsieveScript\x12\x18\n" +
+	"\aaliases\x18\b \x03(\tR\aaliases\"\x9c\x02\n" +
 	"\aMailbox\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12!\n" +
@@ -4551,7 +4841,23 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x11ResetIndexRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\"\x14\n" +
-	"\x12ResetIndexResponse\"j\n" +
+	"\x12ResetIndexResponse\"F\n" +
+	"\x0fAddAliasRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\"L\n" +
+	"\x10AddAliasResponse\x128\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1e.mailstore.metadata.v1.AccountR\aaccount\"I\n" +
+	"\x12RemoveAliasRequest\x12\x1d\n" +
+	"\n" +
+	"account_id\x18\x01 \x01(\tR\taccountId\x12\x14\n" +
+	"\x05alias\x18\x02 \x01(\tR\x05alias\"O\n" +
+	"\x13RemoveAliasResponse\x128\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1e.mailstore.metadata.v1.AccountR\aaccount\"0\n" +
+	"\x14LookupAddressRequest\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"Q\n" +
+	"\x15LookupAddressResponse\x128\n" +
+	"\aaccount\x18\x01 \x01(\v2\x1e.mailstore.metadata.v1.AccountR\aaccount\"j\n" +
 	"\x14CreateMailboxRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x12\n" +
@@ -4770,7 +5076,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x11EVENT_KIND_APPEND\x10\x01\x12\x14\n" +
 	"\x10EVENT_KIND_FLAGS\x10\x02\x12\x16\n" +
 	"\x12EVENT_KIND_EXPUNGE\x10\x03\x12\x16\n" +
-	"\x12EVENT_KIND_MAILBOX\x10\x042\xc6\x1a\n" +
+	"\x12EVENT_KIND_MAILBOX\x10\x042\xf5\x1c\n" +
 	"\x0fMetadataService\x12g\n" +
 	"\fAuthenticate\x12*.mailstore.metadata.v1.AuthenticateRequest\x1a+.mailstore.metadata.v1.AuthenticateResponse\x12j\n" +
 	"\rCreateAccount\x12+.mailstore.metadata.v1.CreateAccountRequest\x1a,.mailstore.metadata.v1.CreateAccountResponse\x12a\n" +
@@ -4781,7 +5087,10 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\rUpdateAccount\x12+.mailstore.metadata.v1.UpdateAccountRequest\x1a,.mailstore.metadata.v1.UpdateAccountResponse\x12j\n" +
 	"\rDeleteAccount\x12+.mailstore.metadata.v1.DeleteAccountRequest\x1a,.mailstore.metadata.v1.DeleteAccountResponse\x12a\n" +
 	"\n" +
-	"ResetIndex\x12(.mailstore.metadata.v1.ResetIndexRequest\x1a).mailstore.metadata.v1.ResetIndexResponse\x12j\n" +
+	"ResetIndex\x12(.mailstore.metadata.v1.ResetIndexRequest\x1a).mailstore.metadata.v1.ResetIndexResponse\x12[\n" +
+	"\bAddAlias\x12&.mailstore.metadata.v1.AddAliasRequest\x1a'.mailstore.metadata.v1.AddAliasResponse\x12d\n" +
+	"\vRemoveAlias\x12).mailstore.metadata.v1.RemoveAliasRequest\x1a*.mailstore.metadata.v1.RemoveAliasResponse\x12j\n" +
+	"\rLookupAddress\x12+.mailstore.metadata.v1.LookupAddressRequest\x1a,.mailstore.metadata.v1.LookupAddressResponse\x12j\n" +
 	"\rCreateMailbox\x12+.mailstore.metadata.v1.CreateMailboxRequest\x1a,.mailstore.metadata.v1.CreateMailboxResponse\x12j\n" +
 	"\rDeleteMailbox\x12+.mailstore.metadata.v1.DeleteMailboxRequest\x1a,.mailstore.metadata.v1.DeleteMailboxResponse\x12j\n" +
 	"\rRenameMailbox\x12+.mailstore.metadata.v1.RenameMailboxRequest\x1a,.mailstore.metadata.v1.RenameMailboxResponse\x12a\n" +
@@ -4825,7 +5134,7 @@ func file_mailstore_metadata_v1_metadata_proto_rawDescGZIP() []byte {
 }
 
 var file_mailstore_metadata_v1_metadata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 76)
+var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
 var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(EntryField)(0),                   // 0: mailstore.metadata.v1.EntryField
 	(FlagOp)(0),                       // 1: mailstore.metadata.v1.FlagOp
@@ -4855,70 +5164,76 @@ var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(*DeleteAccountResponse)(nil),     // 25: mailstore.metadata.v1.DeleteAccountResponse
 	(*ResetIndexRequest)(nil),         // 26: mailstore.metadata.v1.ResetIndexRequest
 	(*ResetIndexResponse)(nil),        // 27: mailstore.metadata.v1.ResetIndexResponse
-	(*CreateMailboxRequest)(nil),      // 28: mailstore.metadata.v1.CreateMailboxRequest
-	(*CreateMailboxResponse)(nil),     // 29: mailstore.metadata.v1.CreateMailboxResponse
-	(*DeleteMailboxRequest)(nil),      // 30: mailstore.metadata.v1.DeleteMailboxRequest
-	(*DeleteMailboxResponse)(nil),     // 31: mailstore.metadata.v1.DeleteMailboxResponse
-	(*RenameMailboxRequest)(nil),      // 32: mailstore.metadata.v1.RenameMailboxRequest
-	(*RenameMailboxResponse)(nil),     // 33: mailstore.metadata.v1.RenameMailboxResponse
-	(*GetMailboxRequest)(nil),         // 34: mailstore.metadata.v1.GetMailboxRequest
-	(*GetMailboxResponse)(nil),        // 35: mailstore.metadata.v1.GetMailboxResponse
-	(*ListMailboxesRequest)(nil),      // 36: mailstore.metadata.v1.ListMailboxesRequest
-	(*ListMailboxesResponse)(nil),     // 37: mailstore.metadata.v1.ListMailboxesResponse
-	(*SetSubscribedRequest)(nil),      // 38: mailstore.metadata.v1.SetSubscribedRequest
-	(*SetSubscribedResponse)(nil),     // 39: mailstore.metadata.v1.SetSubscribedResponse
-	(*ListSubscriptionsRequest)(nil),  // 40: mailstore.metadata.v1.ListSubscriptionsRequest
-	(*ListSubscriptionsResponse)(nil), // 41: mailstore.metadata.v1.ListSubscriptionsResponse
-	(*ClaimRecentRequest)(nil),        // 42: mailstore.metadata.v1.ClaimRecentRequest
-	(*ClaimRecentResponse)(nil),       // 43: mailstore.metadata.v1.ClaimRecentResponse
-	(*AppendEntryRequest)(nil),        // 44: mailstore.metadata.v1.AppendEntryRequest
-	(*AppendEntryResponse)(nil),       // 45: mailstore.metadata.v1.AppendEntryResponse
-	(*ListEntriesRequest)(nil),        // 46: mailstore.metadata.v1.ListEntriesRequest
-	(*ListEntriesResponse)(nil),       // 47: mailstore.metadata.v1.ListEntriesResponse
-	(*StoreFlagsRequest)(nil),         // 48: mailstore.metadata.v1.StoreFlagsRequest
-	(*StoreFlagsResponse)(nil),        // 49: mailstore.metadata.v1.StoreFlagsResponse
-	(*ExpungeRequest)(nil),            // 50: mailstore.metadata.v1.ExpungeRequest
-	(*ExpungeResponse)(nil),           // 51: mailstore.metadata.v1.ExpungeResponse
-	(*CopyRequest)(nil),               // 52: mailstore.metadata.v1.CopyRequest
-	(*Copied)(nil),                    // 53: mailstore.metadata.v1.Copied
-	(*CopyResponse)(nil),              // 54: mailstore.metadata.v1.CopyResponse
-	(*MoveRequest)(nil),               // 55: mailstore.metadata.v1.MoveRequest
-	(*MoveResponse)(nil),              // 56: mailstore.metadata.v1.MoveResponse
-	(*MarkRetrievedRequest)(nil),      // 57: mailstore.metadata.v1.MarkRetrievedRequest
-	(*MarkRetrievedResponse)(nil),     // 58: mailstore.metadata.v1.MarkRetrievedResponse
-	(*ChangesSinceRequest)(nil),       // 59: mailstore.metadata.v1.ChangesSinceRequest
-	(*ChangesSinceResponse)(nil),      // 60: mailstore.metadata.v1.ChangesSinceResponse
-	(*WatchRequest)(nil),              // 61: mailstore.metadata.v1.WatchRequest
-	(*WatchResponse)(nil),             // 62: mailstore.metadata.v1.WatchResponse
-	(*AcquireLeaseRequest)(nil),       // 63: mailstore.metadata.v1.AcquireLeaseRequest
-	(*AcquireLeaseResponse)(nil),      // 64: mailstore.metadata.v1.AcquireLeaseResponse
-	(*RenewLeaseRequest)(nil),         // 65: mailstore.metadata.v1.RenewLeaseRequest
-	(*RenewLeaseResponse)(nil),        // 66: mailstore.metadata.v1.RenewLeaseResponse
-	(*ReleaseLeaseRequest)(nil),       // 67: mailstore.metadata.v1.ReleaseLeaseRequest
-	(*ReleaseLeaseResponse)(nil),      // 68: mailstore.metadata.v1.ReleaseLeaseResponse
-	(*IncrCounterRequest)(nil),        // 69: mailstore.metadata.v1.IncrCounterRequest
-	(*IncrCounterResponse)(nil),       // 70: mailstore.metadata.v1.IncrCounterResponse
-	(*GetCounterRequest)(nil),         // 71: mailstore.metadata.v1.GetCounterRequest
-	(*GetCounterResponse)(nil),        // 72: mailstore.metadata.v1.GetCounterResponse
-	(*PendingBlobsRequest)(nil),       // 73: mailstore.metadata.v1.PendingBlobsRequest
-	(*PendingBlobsResponse)(nil),      // 74: mailstore.metadata.v1.PendingBlobsResponse
-	(*ForgetBlobsRequest)(nil),        // 75: mailstore.metadata.v1.ForgetBlobsRequest
-	(*ForgetBlobsResponse)(nil),       // 76: mailstore.metadata.v1.ForgetBlobsResponse
-	(*BlobReferencedRequest)(nil),     // 77: mailstore.metadata.v1.BlobReferencedRequest
-	(*BlobReferencedResponse)(nil),    // 78: mailstore.metadata.v1.BlobReferencedResponse
-	(*timestamppb.Timestamp)(nil),     // 79: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 80: google.protobuf.Duration
+	(*AddAliasRequest)(nil),           // 28: mailstore.metadata.v1.AddAliasRequest
+	(*AddAliasResponse)(nil),          // 29: mailstore.metadata.v1.AddAliasResponse
+	(*RemoveAliasRequest)(nil),        // 30: mailstore.metadata.v1.RemoveAliasRequest
+	(*RemoveAliasResponse)(nil),       // 31: mailstore.metadata.v1.RemoveAliasResponse
+	(*LookupAddressRequest)(nil),      // 32: mailstore.metadata.v1.LookupAddressRequest
+	(*LookupAddressResponse)(nil),     // 33: mailstore.metadata.v1.LookupAddressResponse
+	(*CreateMailboxRequest)(nil),      // 34: mailstore.metadata.v1.CreateMailboxRequest
+	(*CreateMailboxResponse)(nil),     // 35: mailstore.metadata.v1.CreateMailboxResponse
+	(*DeleteMailboxRequest)(nil),      // 36: mailstore.metadata.v1.DeleteMailboxRequest
+	(*DeleteMailboxResponse)(nil),     // 37: mailstore.metadata.v1.DeleteMailboxResponse
+	(*RenameMailboxRequest)(nil),      // 38: mailstore.metadata.v1.RenameMailboxRequest
+	(*RenameMailboxResponse)(nil),     // 39: mailstore.metadata.v1.RenameMailboxResponse
+	(*GetMailboxRequest)(nil),         // 40: mailstore.metadata.v1.GetMailboxRequest
+	(*GetMailboxResponse)(nil),        // 41: mailstore.metadata.v1.GetMailboxResponse
+	(*ListMailboxesRequest)(nil),      // 42: mailstore.metadata.v1.ListMailboxesRequest
+	(*ListMailboxesResponse)(nil),     // 43: mailstore.metadata.v1.ListMailboxesResponse
+	(*SetSubscribedRequest)(nil),      // 44: mailstore.metadata.v1.SetSubscribedRequest
+	(*SetSubscribedResponse)(nil),     // 45: mailstore.metadata.v1.SetSubscribedResponse
+	(*ListSubscriptionsRequest)(nil),  // 46: mailstore.metadata.v1.ListSubscriptionsRequest
+	(*ListSubscriptionsResponse)(nil), // 47: mailstore.metadata.v1.ListSubscriptionsResponse
+	(*ClaimRecentRequest)(nil),        // 48: mailstore.metadata.v1.ClaimRecentRequest
+	(*ClaimRecentResponse)(nil),       // 49: mailstore.metadata.v1.ClaimRecentResponse
+	(*AppendEntryRequest)(nil),        // 50: mailstore.metadata.v1.AppendEntryRequest
+	(*AppendEntryResponse)(nil),       // 51: mailstore.metadata.v1.AppendEntryResponse
+	(*ListEntriesRequest)(nil),        // 52: mailstore.metadata.v1.ListEntriesRequest
+	(*ListEntriesResponse)(nil),       // 53: mailstore.metadata.v1.ListEntriesResponse
+	(*StoreFlagsRequest)(nil),         // 54: mailstore.metadata.v1.StoreFlagsRequest
+	(*StoreFlagsResponse)(nil),        // 55: mailstore.metadata.v1.StoreFlagsResponse
+	(*ExpungeRequest)(nil),            // 56: mailstore.metadata.v1.ExpungeRequest
+	(*ExpungeResponse)(nil),           // 57: mailstore.metadata.v1.ExpungeResponse
+	(*CopyRequest)(nil),               // 58: mailstore.metadata.v1.CopyRequest
+	(*Copied)(nil),                    // 59: mailstore.metadata.v1.Copied
+	(*CopyResponse)(nil),              // 60: mailstore.metadata.v1.CopyResponse
+	(*MoveRequest)(nil),               // 61: mailstore.metadata.v1.MoveRequest
+	(*MoveResponse)(nil),              // 62: mailstore.metadata.v1.MoveResponse
+	(*MarkRetrievedRequest)(nil),      // 63: mailstore.metadata.v1.MarkRetrievedRequest
+	(*MarkRetrievedResponse)(nil),     // 64: mailstore.metadata.v1.MarkRetrievedResponse
+	(*ChangesSinceRequest)(nil),       // 65: mailstore.metadata.v1.ChangesSinceRequest
+	(*ChangesSinceResponse)(nil),      // 66: mailstore.metadata.v1.ChangesSinceResponse
+	(*WatchRequest)(nil),              // 67: mailstore.metadata.v1.WatchRequest
+	(*WatchResponse)(nil),             // 68: mailstore.metadata.v1.WatchResponse
+	(*AcquireLeaseRequest)(nil),       // 69: mailstore.metadata.v1.AcquireLeaseRequest
+	(*AcquireLeaseResponse)(nil),      // 70: mailstore.metadata.v1.AcquireLeaseResponse
+	(*RenewLeaseRequest)(nil),         // 71: mailstore.metadata.v1.RenewLeaseRequest
+	(*RenewLeaseResponse)(nil),        // 72: mailstore.metadata.v1.RenewLeaseResponse
+	(*ReleaseLeaseRequest)(nil),       // 73: mailstore.metadata.v1.ReleaseLeaseRequest
+	(*ReleaseLeaseResponse)(nil),      // 74: mailstore.metadata.v1.ReleaseLeaseResponse
+	(*IncrCounterRequest)(nil),        // 75: mailstore.metadata.v1.IncrCounterRequest
+	(*IncrCounterResponse)(nil),       // 76: mailstore.metadata.v1.IncrCounterResponse
+	(*GetCounterRequest)(nil),         // 77: mailstore.metadata.v1.GetCounterRequest
+	(*GetCounterResponse)(nil),        // 78: mailstore.metadata.v1.GetCounterResponse
+	(*PendingBlobsRequest)(nil),       // 79: mailstore.metadata.v1.PendingBlobsRequest
+	(*PendingBlobsResponse)(nil),      // 80: mailstore.metadata.v1.PendingBlobsResponse
+	(*ForgetBlobsRequest)(nil),        // 81: mailstore.metadata.v1.ForgetBlobsRequest
+	(*ForgetBlobsResponse)(nil),       // 82: mailstore.metadata.v1.ForgetBlobsResponse
+	(*BlobReferencedRequest)(nil),     // 83: mailstore.metadata.v1.BlobReferencedRequest
+	(*BlobReferencedResponse)(nil),    // 84: mailstore.metadata.v1.BlobReferencedResponse
+	(*timestamppb.Timestamp)(nil),     // 85: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 86: google.protobuf.Duration
 }
 var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	3,  // 0: mailstore.metadata.v1.Account.quota:type_name -> mailstore.metadata.v1.Quota
 	4,  // 1: mailstore.metadata.v1.Account.pop3:type_name -> mailstore.metadata.v1.POP3Policy
-	79, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
+	85, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
 	7,  // 3: mailstore.metadata.v1.UidSet.ranges:type_name -> mailstore.metadata.v1.UidRange
-	79, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
-	79, // 5: mailstore.metadata.v1.Entry.retrieved:type_name -> google.protobuf.Timestamp
+	85, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
+	85, // 5: mailstore.metadata.v1.Entry.retrieved:type_name -> google.protobuf.Timestamp
 	2,  // 6: mailstore.metadata.v1.Event.kind:type_name -> mailstore.metadata.v1.EventKind
 	8,  // 7: mailstore.metadata.v1.Event.uids:type_name -> mailstore.metadata.v1.UidSet
-	79, // 8: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
+	85, // 8: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
 	5,  // 9: mailstore.metadata.v1.AuthenticateResponse.account:type_name -> mailstore.metadata.v1.Account
 	3,  // 10: mailstore.metadata.v1.CreateAccountRequest.quota:type_name -> mailstore.metadata.v1.Quota
 	5,  // 11: mailstore.metadata.v1.CreateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
@@ -4927,104 +5242,113 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	5,  // 14: mailstore.metadata.v1.ListAccountsResponse.accounts:type_name -> mailstore.metadata.v1.Account
 	4,  // 15: mailstore.metadata.v1.UpdateAccountRequest.pop3:type_name -> mailstore.metadata.v1.POP3Policy
 	5,  // 16: mailstore.metadata.v1.UpdateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
-	6,  // 17: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
-	6,  // 18: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
-	6,  // 19: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
-	79, // 20: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
-	8,  // 21: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	0,  // 22: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
-	9,  // 23: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
-	8,  // 24: mailstore.metadata.v1.StoreFlagsRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	1,  // 25: mailstore.metadata.v1.StoreFlagsRequest.op:type_name -> mailstore.metadata.v1.FlagOp
-	9,  // 26: mailstore.metadata.v1.StoreFlagsResponse.updated:type_name -> mailstore.metadata.v1.Entry
-	8,  // 27: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 28: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 29: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	53, // 30: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 31: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	53, // 32: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 33: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	79, // 34: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
-	8,  // 35: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
-	9,  // 36: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
-	10, // 37: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
-	80, // 38: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 39: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	80, // 40: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 41: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	80, // 42: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
-	79, // 43: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
-	12, // 44: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
-	14, // 45: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
-	16, // 46: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
-	18, // 47: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
-	20, // 48: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
-	22, // 49: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
-	24, // 50: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
-	26, // 51: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
-	28, // 52: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
-	30, // 53: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
-	32, // 54: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
-	34, // 55: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
-	36, // 56: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
-	38, // 57: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
-	40, // 58: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
-	42, // 59: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
-	44, // 60: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
-	46, // 61: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
-	48, // 62: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
-	50, // 63: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
-	52, // 64: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
-	55, // 65: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
-	57, // 66: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
-	59, // 67: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
-	61, // 68: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
-	63, // 69: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
-	65, // 70: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
-	67, // 71: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
-	69, // 72: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
-	71, // 73: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
-	73, // 74: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
-	75, // 75: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
-	77, // 76: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
-	13, // 77: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
-	15, // 78: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
-	17, // 79: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
-	19, // 80: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
-	21, // 81: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
-	23, // 82: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
-	25, // 83: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
-	27, // 84: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
-	29, // 85: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
-	31, // 86: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
-	33, // 87: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
-	35, // 88: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
-	37, // 89: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
-	39, // 90: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
-	41, // 91: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
-	43, // 92: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
-	45, // 93: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
-	47, // 94: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
-	49, // 95: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
-	51, // 96: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
-	54, // 97: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
-	56, // 98: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
-	58, // 99: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
-	60, // 100: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
-	62, // 101: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
-	64, // 102: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
-	66, // 103: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
-	68, // 104: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
-	70, // 105: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
-	72, // 106: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
-	74, // 107: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
-	76, // 108: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
-	78, // 109: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
-	77, // [77:110] is the sub-list for method output_type
-	44, // [44:77] is the sub-list for method input_type
-	44, // [44:44] is the sub-list for extension type_name
-	44, // [44:44] is the sub-list for extension extendee
-	0,  // [0:44] is the sub-list for field type_name
+	5,  // 17: mailstore.metadata.v1.AddAliasResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 18: mailstore.metadata.v1.RemoveAliasResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 19: mailstore.metadata.v1.LookupAddressResponse.account:type_name -> mailstore.metadata.v1.Account
+	6,  // 20: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
+	6,  // 21: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
+	6,  // 22: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
+	85, // 23: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
+	8,  // 24: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	0,  // 25: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
+	9,  // 26: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
+	8,  // 27: mailstore.metadata.v1.StoreFlagsRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	1,  // 28: mailstore.metadata.v1.StoreFlagsRequest.op:type_name -> mailstore.metadata.v1.FlagOp
+	9,  // 29: mailstore.metadata.v1.StoreFlagsResponse.updated:type_name -> mailstore.metadata.v1.Entry
+	8,  // 30: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
+	8,  // 31: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	8,  // 32: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	59, // 33: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 34: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	59, // 35: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 36: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	85, // 37: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
+	8,  // 38: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
+	9,  // 39: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
+	10, // 40: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
+	86, // 41: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 42: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	86, // 43: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 44: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	86, // 45: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
+	85, // 46: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
+	12, // 47: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
+	14, // 48: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
+	16, // 49: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
+	18, // 50: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
+	20, // 51: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
+	22, // 52: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
+	24, // 53: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
+	26, // 54: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
+	28, // 55: mailstore.metadata.v1.MetadataService.AddAlias:input_type -> mailstore.metadata.v1.AddAliasRequest
+	30, // 56: mailstore.metadata.v1.MetadataService.RemoveAlias:input_type -> mailstore.metadata.v1.RemoveAliasRequest
+	32, // 57: mailstore.metadata.v1.MetadataService.LookupAddress:input_type -> mailstore.metadata.v1.LookupAddressRequest
+	34, // 58: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
+	36, // 59: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
+	38, // 60: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
+	40, // 61: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
+	42, // 62: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
+	44, // 63: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
+	46, // 64: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
+	48, // 65: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
+	50, // 66: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
+	52, // 67: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
+	54, // 68: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
+	56, // 69: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
+	58, // 70: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
+	61, // 71: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
+	63, // 72: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
+	65, // 73: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
+	67, // 74: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
+	69, // 75: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
+	71, // 76: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
+	73, // 77: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
+	75, // 78: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
+	77, // 79: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
+	79, // 80: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
+	81, // 81: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
+	83, // 82: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
+	13, // 83: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
+	15, // 84: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
+	17, // 85: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
+	19, // 86: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
+	21, // 87: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
+	23, // 88: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
+	25, // 89: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
+	27, // 90: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
+	29, // 91: mailstore.metadata.v1.MetadataService.AddAlias:output_type -> mailstore.metadata.v1.AddAliasResponse
+	31, // 92: mailstore.metadata.v1.MetadataService.RemoveAlias:output_type -> mailstore.metadata.v1.RemoveAliasResponse
+	33, // 93: mailstore.metadata.v1.MetadataService.LookupAddress:output_type -> mailstore.metadata.v1.LookupAddressResponse
+	35, // 94: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
+	37, // 95: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
+	39, // 96: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
+	41, // 97: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
+	43, // 98: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
+	45, // 99: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
+	47, // 100: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
+	49, // 101: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
+	51, // 102: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
+	53, // 103: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
+	55, // 104: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
+	57, // 105: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
+	60, // 106: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
+	62, // 107: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
+	64, // 108: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
+	66, // 109: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
+	68, // 110: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
+	70, // 111: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
+	72, // 112: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
+	74, // 113: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
+	76, // 114: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
+	78, // 115: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
+	80, // 116: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
+	82, // 117: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
+	84, // 118: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
+	83, // [83:119] is the sub-list for method output_type
+	47, // [47:83] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_mailstore_metadata_v1_metadata_proto_init() }
@@ -5033,18 +5357,18 @@ func file_mailstore_metadata_v1_metadata_proto_init() {
 		return
 	}
 	file_mailstore_metadata_v1_metadata_proto_msgTypes[19].OneofWrappers = []any{}
-	file_mailstore_metadata_v1_metadata_proto_msgTypes[31].OneofWrappers = []any{
+	file_mailstore_metadata_v1_metadata_proto_msgTypes[37].OneofWrappers = []any{
 		(*GetMailboxRequest_Name)(nil),
 		(*GetMailboxRequest_Id)(nil),
 	}
-	file_mailstore_metadata_v1_metadata_proto_msgTypes[33].OneofWrappers = []any{}
+	file_mailstore_metadata_v1_metadata_proto_msgTypes[39].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailstore_metadata_v1_metadata_proto_rawDesc), len(file_mailstore_metadata_v1_metadata_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   76,
+			NumMessages:   82,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -69,6 +69,9 @@ const (
 	MetadataService_UpdateAccount_FullMethodName     = "/mailstore.metadata.v1.MetadataService/UpdateAccount"
 	MetadataService_DeleteAccount_FullMethodName     = "/mailstore.metadata.v1.MetadataService/DeleteAccount"
 	MetadataService_ResetIndex_FullMethodName        = "/mailstore.metadata.v1.MetadataService/ResetIndex"
+	MetadataService_AddAlias_FullMethodName          = "/mailstore.metadata.v1.MetadataService/AddAlias"
+	MetadataService_RemoveAlias_FullMethodName       = "/mailstore.metadata.v1.MetadataService/RemoveAlias"
+	MetadataService_LookupAddress_FullMethodName     = "/mailstore.metadata.v1.MetadataService/LookupAddress"
 	MetadataService_CreateMailbox_FullMethodName     = "/mailstore.metadata.v1.MetadataService/CreateMailbox"
 	MetadataService_DeleteMailbox_FullMethodName     = "/mailstore.metadata.v1.MetadataService/DeleteMailbox"
 	MetadataService_RenameMailbox_FullMethodName     = "/mailstore.metadata.v1.MetadataService/RenameMailbox"
@@ -106,8 +109,8 @@ type MetadataServiceClient interface {
 	// the server has no authenticator.
 	Authenticate(ctx context.Context, in *AuthenticateRequest, opts ...grpc.CallOption) (*AuthenticateResponse, error)
 	// CreateAccount creates an account with the default mailboxes.
-	// Errors: EXISTS (login taken), INVALID_ARGUMENT (empty or malformed
-	// login).
+	// Errors: EXISTS (login taken, as a login or as an alias),
+	// INVALID_ARGUMENT (empty or malformed login).
 	CreateAccount(ctx context.Context, in *CreateAccountRequest, opts ...grpc.CallOption) (*CreateAccountResponse, error)
 	// GetAccount returns an account by id. Errors: NO_SUCH_ACCOUNT.
 	GetAccount(ctx context.Context, in *GetAccountRequest, opts ...grpc.CallOption) (*GetAccountResponse, error)
@@ -125,6 +128,21 @@ type MetadataServiceClient interface {
 	// ResetIndex removes every mailbox and entry but keeps the account (the
 	// first step of recovery from the blob store). Errors: NO_SUCH_ACCOUNT.
 	ResetIndex(ctx context.Context, in *ResetIndexRequest, opts ...grpc.CallOption) (*ResetIndexResponse, error)
+	// AddAlias gives the account one more address (canonicalized like a
+	// login, local@domain) and returns the new record. Errors:
+	// NO_SUCH_ACCOUNT, EXISTS (the address is a login or an alias of any
+	// account, this one's included), INVALID_ARGUMENT (malformed address).
+	AddAlias(ctx context.Context, in *AddAliasRequest, opts ...grpc.CallOption) (*AddAliasResponse, error)
+	// RemoveAlias takes an alias away from the account and returns the new
+	// record. Errors: NO_SUCH_ACCOUNT, INVALID_ARGUMENT (not an alias of
+	// this account).
+	RemoveAlias(ctx context.Context, in *RemoveAliasRequest, opts ...grpc.CallOption) (*RemoveAliasResponse, error)
+	// LookupAddress returns the account an address delivers to, by login or
+	// alias, case-insensitively; an address without '@' names the account
+	// whose login it is, else the single account with a login or alias of
+	// that local part. Errors: NO_SUCH_ACCOUNT (also when several accounts
+	// match a bare local part; the message then says "ambiguous").
+	LookupAddress(ctx context.Context, in *LookupAddressRequest, opts ...grpc.CallOption) (*LookupAddressResponse, error)
 	// CreateMailbox creates a mailbox with a fresh UIDVALIDITY.
 	// Errors: NO_SUCH_ACCOUNT, EXISTS, INVALID_ARGUMENT/INVALID_MAILBOX_NAME.
 	CreateMailbox(ctx context.Context, in *CreateMailboxRequest, opts ...grpc.CallOption) (*CreateMailboxResponse, error)
@@ -296,6 +314,36 @@ func (c *metadataServiceClient) ResetIndex(ctx context.Context, in *ResetIndexRe
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(ResetIndexResponse)
 	err := c.cc.Invoke(ctx, MetadataService_ResetIndex_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metadataServiceClient) AddAlias(ctx context.Context, in *AddAliasRequest, opts ...grpc.CallOption) (*AddAliasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddAliasResponse)
+	err := c.cc.Invoke(ctx, MetadataService_AddAlias_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metadataServiceClient) RemoveAlias(ctx context.Context, in *RemoveAliasRequest, opts ...grpc.CallOption) (*RemoveAliasResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveAliasResponse)
+	err := c.cc.Invoke(ctx, MetadataService_RemoveAlias_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metadataServiceClient) LookupAddress(ctx context.Context, in *LookupAddressRequest, opts ...grpc.CallOption) (*LookupAddressResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(LookupAddressResponse)
+	err := c.cc.Invoke(ctx, MetadataService_LookupAddress_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -589,8 +637,8 @@ type MetadataServiceServer interface {
 	// the server has no authenticator.
 	Authenticate(context.Context, *AuthenticateRequest) (*AuthenticateResponse, error)
 	// CreateAccount creates an account with the default mailboxes.
-	// Errors: EXISTS (login taken), INVALID_ARGUMENT (empty or malformed
-	// login).
+	// Errors: EXISTS (login taken, as a login or as an alias),
+	// INVALID_ARGUMENT (empty or malformed login).
 	CreateAccount(context.Context, *CreateAccountRequest) (*CreateAccountResponse, error)
 	// GetAccount returns an account by id. Errors: NO_SUCH_ACCOUNT.
 	GetAccount(context.Context, *GetAccountRequest) (*GetAccountResponse, error)
@@ -608,6 +656,21 @@ type MetadataServiceServer interface {
 	// ResetIndex removes every mailbox and entry but keeps the account (the
 	// first step of recovery from the blob store). Errors: NO_SUCH_ACCOUNT.
 	ResetIndex(context.Context, *ResetIndexRequest) (*ResetIndexResponse, error)
+	// AddAlias gives the account one more address (canonicalized like a
+	// login, local@domain) and returns the new record. Errors:
+	// NO_SUCH_ACCOUNT, EXISTS (the address is a login or an alias of any
+	// account, this one's included), INVALID_ARGUMENT (malformed address).
+	AddAlias(context.Context, *AddAliasRequest) (*AddAliasResponse, error)
+	// RemoveAlias takes an alias away from the account and returns the new
+	// record. Errors: NO_SUCH_ACCOUNT, INVALID_ARGUMENT (not an alias of
+	// this account).
+	RemoveAlias(context.Context, *RemoveAliasRequest) (*RemoveAliasResponse, error)
+	// LookupAddress returns the account an address delivers to, by login or
+	// alias, case-insensitively; an address without '@' names the account
+	// whose login it is, else the single account with a login or alias of
+	// that local part. Errors: NO_SUCH_ACCOUNT (also when several accounts
+	// match a bare local part; the message then says "ambiguous").
+	LookupAddress(context.Context, *LookupAddressRequest) (*LookupAddressResponse, error)
 	// CreateMailbox creates a mailbox with a fresh UIDVALIDITY.
 	// Errors: NO_SUCH_ACCOUNT, EXISTS, INVALID_ARGUMENT/INVALID_MAILBOX_NAME.
 	CreateMailbox(context.Context, *CreateMailboxRequest) (*CreateMailboxResponse, error)
@@ -728,6 +791,15 @@ func (UnimplementedMetadataServiceServer) DeleteAccount(context.Context, *Delete
 }
 func (UnimplementedMetadataServiceServer) ResetIndex(context.Context, *ResetIndexRequest) (*ResetIndexResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ResetIndex not implemented")
+}
+func (UnimplementedMetadataServiceServer) AddAlias(context.Context, *AddAliasRequest) (*AddAliasResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddAlias not implemented")
+}
+func (UnimplementedMetadataServiceServer) RemoveAlias(context.Context, *RemoveAliasRequest) (*RemoveAliasResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveAlias not implemented")
+}
+func (UnimplementedMetadataServiceServer) LookupAddress(context.Context, *LookupAddressRequest) (*LookupAddressResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method LookupAddress not implemented")
 }
 func (UnimplementedMetadataServiceServer) CreateMailbox(context.Context, *CreateMailboxRequest) (*CreateMailboxResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method CreateMailbox not implemented")
@@ -965,6 +1037,60 @@ func _MetadataService_ResetIndex_Handler(srv interface{}, ctx context.Context, d
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(MetadataServiceServer).ResetIndex(ctx, req.(*ResetIndexRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetadataService_AddAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddAliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).AddAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_AddAlias_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).AddAlias(ctx, req.(*AddAliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetadataService_RemoveAlias_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveAliasRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).RemoveAlias(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_RemoveAlias_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).RemoveAlias(ctx, req.(*RemoveAliasRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetadataService_LookupAddress_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(LookupAddressRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).LookupAddress(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_LookupAddress_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).LookupAddress(ctx, req.(*LookupAddressRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1436,6 +1562,18 @@ var MetadataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ResetIndex",
 			Handler:    _MetadataService_ResetIndex_Handler,
+		},
+		{
+			MethodName: "AddAlias",
+			Handler:    _MetadataService_AddAlias_Handler,
+		},
+		{
+			MethodName: "RemoveAlias",
+			Handler:    _MetadataService_RemoveAlias_Handler,
+		},
+		{
+			MethodName: "LookupAddress",
+			Handler:    _MetadataService_LookupAddress_Handler,
 		},
 		{
 			MethodName: "CreateMailbox",
