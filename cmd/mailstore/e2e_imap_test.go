@@ -125,6 +125,14 @@ print("ok")
 	if err != nil || !strings.Contains(string(out), "ok") {
 		t.Fatalf("imaplib: %v\n%s", err, out)
 	}
+
+	// The services timed their Redis and S3 calls.
+	if m := scrape(t, st.metas[0]); !strings.Contains(m, `mailstore_redis_command_duration_seconds_count{command="evalsha"}`) {
+		t.Errorf("metadata /metrics lacks the Redis script latency:\n%s", m)
+	}
+	if m := scrape(t, st.blob); !strings.Contains(m, `mailstore_s3_request_duration_seconds_count{code="200",method="PUT"}`) {
+		t.Errorf("blob /metrics lacks the S3 PUT latency:\n%s", m)
+	}
 }
 
 func expect(t *testing.T, ch <-chan string, want string) {

@@ -13,12 +13,14 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/blob/fsblob"
 	"github.com/mailstore/mailstore/pkg/blob/grpcblob"
 	"github.com/mailstore/mailstore/pkg/blob/s3blob"
+	"github.com/mailstore/mailstore/pkg/storemetrics"
 )
 
 // Backends.
@@ -61,7 +63,7 @@ func (c *Config) Validate() error {
 // OpenStore opens the configured backend. dataDir holds the blobs when
 // -blob.fs.dir is not set. S3 credentials not given by files come from
 // the standard AWS environment variables.
-func OpenStore(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger) (blob.Store, error) {
+func OpenStore(ctx context.Context, cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (blob.Store, error) {
 	switch cfg.Backend {
 	case BackendS3:
 		sc := cfg.S3
@@ -71,6 +73,8 @@ func OpenStore(ctx context.Context, cfg Config, dataDir string, logger *slog.Log
 		if sc.SecretKey == "" {
 			sc.SecretKey = strings.TrimSpace(os.Getenv("AWS_SECRET_ACCESS_KEY"))
 		}
+		// Every S3 request is timed (mailstore_s3_*).
+		sc.WrapTransport = storemetrics.NewS3Metrics(reg)
 		s, err := s3blob.New(sc, logger)
 		if err != nil {
 			return nil, err

@@ -222,7 +222,7 @@ func (a *App) initHTTP() error {
 }
 
 func (a *App) initMetaStore() error {
-	s, err := metasvc.OpenStore(a.cfg.Metadata, a.cfg.DataDir, a.logger.With("component", metaStore))
+	s, err := metasvc.OpenStore(a.cfg.Metadata, a.cfg.DataDir, a.logger.With("component", metaStore), a.registry)
 	if err != nil {
 		return err
 	}
@@ -234,7 +234,7 @@ func (a *App) initMetaStore() error {
 func (a *App) initBlobStore() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := blobsvc.OpenStore(ctx, a.cfg.Blob, a.cfg.DataDir, a.logger.With("component", blobStore))
+	s, err := blobsvc.OpenStore(ctx, a.cfg.Blob, a.cfg.DataDir, a.logger.With("component", blobStore), a.registry)
 	if err != nil {
 		return err
 	}

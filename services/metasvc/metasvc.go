@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	adminv1 "github.com/mailstore/mailstore/proto/mailstore/admin/v1"
@@ -27,6 +28,7 @@ import (
 	"github.com/mailstore/mailstore/pkg/meta/redismeta"
 	"github.com/mailstore/mailstore/pkg/mime"
 	"github.com/mailstore/mailstore/pkg/password"
+	"github.com/mailstore/mailstore/pkg/storemetrics"
 )
 
 // Backends.
@@ -114,14 +116,24 @@ func (c *Config) Validate() error {
 
 // OpenStore opens the configured backend. dataDir holds the local file
 // when -metadata.local.path is not set.
-func OpenStore(cfg Config, dataDir string, logger *slog.Logger) (meta.Store, error) {
+func OpenStore(cfg Config, dataDir string, logger *slog.Logger, reg prometheus.Registerer) (meta.Store, error) {
 	switch cfg.Backend {
 	case BackendRedis:
 		rc := cfg.Redis
 		if err := rc.LoadPasswordFile(); err != nil {
 			return nil, err
 		}
-		return redismeta.New(rc, logger)
+		s, err := redismeta.New(rc, logger)
+		if err != nil {
+			return nil, err
+		}
+		// Every Redis call is timed (mailstore_redis_*) and traced.
+		s.AddHook(storemetrics.NewRedisHook(reg))
+		if err := s.InstrumentTracing(); err != nil {
+			s.Close()
+			return nil, fmt.Errorf("trace redis: %w", err)
+		}
+		return s, nil
 	default:
 		lc := cfg.Local
 		if lc.Path == "" {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 
@@ -48,6 +49,9 @@ type Config struct {
 	// MaxRetries bounds minio-go's retries of one request; 0 means its
 	// default (10).
 	MaxRetries int
+	// WrapTransport, when set, wraps the HTTP transport of every request
+	// (metrics); it is not a flag.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // RegisterFlags registers the flags of the store under -blob.s3.

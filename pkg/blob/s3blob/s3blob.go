@@ -126,9 +126,13 @@ func New(cfg Config, logger *slog.Logger) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("s3blob: transport: %w", err)
 	}
+	wrap := cfg.WrapTransport
+	if wrap == nil {
+		wrap = func(t http.RoundTripper) http.RoundTripper { return t }
+	}
 	client, err := minio.New(endpoint, &minio.Options{
 		// Every S3 request is a span of the caller's trace.
-		Transport:    otelhttp.NewTransport(base),
+		Transport:    otelhttp.NewTransport(wrap(base)),
 		Creds:        creds,
 		Secure:       secure,
 		Region:       region,
