@@ -51,6 +51,7 @@ func TestGatewayMetrics(t *testing.T) {
 		`mailstore_imap_command_duration_seconds_count{command="SELECT"} 2`,
 		`mailstore_imap_logins_total{result="ok"} 1`,
 		`mailstore_imap_connections_accepted_total 1`,
+		`mailstore_imap_watch_streams 1`,
 		`mailstore_pop3_sessions_open 1`,
 		`mailstore_pop3_locks_held 1`,
 		`mailstore_pop3_commands_total{command="STAT",result="ok"} 1`,

@@ -27,6 +27,9 @@ type Gateway struct {
 	bytesOut   prometheus.Counter
 	locks      prometheus.Gauge
 	deliveries *prometheus.CounterVec
+	watches    prometheus.Gauge
+	events     *prometheus.CounterVec
+	rewatches  prometheus.Counter
 }
 
 // New registers the metrics of the gateway for protocol ("imap", "pop3",
@@ -58,6 +61,14 @@ func New(reg prometheus.Registerer, protocol string) *Gateway {
 		g.locks = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: protocol, Name: "locks_held",
 			Help: "Maildrop locks held by this gateway's sessions."})
 		cs = append(cs, g.locks)
+	case "imap":
+		g.watches = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: protocol, Name: "watch_streams",
+			Help: "Change-event streams open from this gateway to the metadata service (one per account with sessions here)."})
+		g.events = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: protocol, Name: "events_total",
+			Help: "Change events received, by kind."}, []string{"kind"})
+		g.rewatches = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: protocol, Name: "watch_restarts_total",
+			Help: "Event streams that broke and were opened again (sessions then catch up from the change log)."})
+		cs = append(cs, g.watches, g.events, g.rewatches)
 	case "lmtp":
 		g.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: protocol, Name: "deliveries_total",
 			Help: "Deliveries to one recipient by outcome (stored, discarded, duplicate, unknown_recipient, over_quota, too_large, temp_failure)."}, []string{"outcome"})
@@ -112,6 +123,30 @@ func (g *Gateway) LockHeld(delta int) {
 func (g *Gateway) Delivery(outcome string) {
 	if g != nil && g.deliveries != nil {
 		g.deliveries.WithLabelValues(outcome).Inc()
+	}
+}
+
+// WatchOpened counts an open event stream; call the returned func when
+// it closes.
+func (g *Gateway) WatchOpened() func() {
+	if g == nil || g.watches == nil {
+		return func() {}
+	}
+	g.watches.Inc()
+	return g.watches.Dec
+}
+
+// Event counts a change event received.
+func (g *Gateway) Event(kind string) {
+	if g != nil && g.events != nil {
+		g.events.WithLabelValues(kind).Inc()
+	}
+}
+
+// WatchRestarted counts an event stream opened again after it broke.
+func (g *Gateway) WatchRestarted() {
+	if g != nil && g.rewatches != nil {
+		g.rewatches.Inc()
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
@@ -19,8 +20,9 @@ import (
 // may have been missed in between. A session with NOTIFY also learns which
 // other mailboxes had events (hubSub.watchOthers), again only as hints.
 type hub struct {
-	feed   meta.Feed
-	logger *slog.Logger
+	feed    meta.Feed
+	logger  *slog.Logger
+	metrics *gwmetrics.Gateway
 
 	mu       sync.Mutex
 	accounts map[mail.AccountID]*accountWatch
@@ -129,8 +131,8 @@ func (s *hubSub) signal() {
 	}
 }
 
-func newHub(feed meta.Feed, logger *slog.Logger) *hub {
-	return &hub{feed: feed, logger: logger, accounts: map[mail.AccountID]*accountWatch{}}
+func newHub(feed meta.Feed, logger *slog.Logger, metrics *gwmetrics.Gateway) *hub {
+	return &hub{feed: feed, logger: logger, metrics: metrics, accounts: map[mail.AccountID]*accountWatch{}}
 }
 
 // subscribe registers a session of acct, starting the account's watch if
@@ -202,7 +204,10 @@ func (h *hub) subscriptionsChanged(acct mail.AccountID) {
 // back-off when the stream breaks.
 func (h *hub) run(ctx context.Context, acct mail.AccountID, w *accountWatch) {
 	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
+	for first := true; ctx.Err() == nil; first = false {
+		if !first {
+			h.metrics.WatchRestarted()
+		}
 		sub, err := h.feed.Watch(ctx, acct)
 		if err != nil {
 			h.logger.Debug("watch account", "account", acct, "err", err)
@@ -218,9 +223,12 @@ func (h *hub) run(ctx context.Context, acct mail.AccountID, w *accountWatch) {
 		// it was down): every session catches up once.
 		h.signal(w, 0, 0)
 		backoff = 50 * time.Millisecond
+		closed := h.metrics.WatchOpened()
 		for ev := range sub.C() {
+			h.metrics.Event(ev.Kind.String())
 			h.signal(w, ev.Mailbox, ev.Kind)
 		}
 		sub.Close()
+		closed()
 	}
 }

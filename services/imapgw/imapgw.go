@@ -159,7 +159,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		}
 		g.tls = tc
 	}
-	g.hub = newHub(deps.Meta, deps.Logger)
+	g.hub = newHub(deps.Meta, deps.Logger, deps.Metrics)
 	return g, nil
 }
 
