@@ -19,11 +19,11 @@ import (
 	"golang.org/x/term"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	adminv1 "github.com/mailstore/mailstore/proto/mailstore/admin/v1"
 
+	"github.com/mailstore/mailstore/pkg/grpcauth"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
 
@@ -64,6 +64,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	f.SetOutput(stderr)
 	addr := f.String("addr", envOr("MAILCTL_ADDR", "127.0.0.1:9201"), "address of the metadata service's gRPC API (env MAILCTL_ADDR)")
 	timeout := f.Duration("timeout", 10*time.Minute, "deadline of one command")
+	var auth grpcauth.Config
+	auth.RegisterFlags(f, "")
 	f.Usage = func() { fmt.Fprint(stderr, usage, "\nFlags:\n"); f.PrintDefaults() }
 	if err := f.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -75,7 +77,16 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		f.Usage()
 		return 2
 	}
-	cc, err := grpc.NewClient(*addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err := auth.Load(""); err != nil {
+		fmt.Fprintln(stderr, "mailctl:", err)
+		return 2
+	}
+	opts, err := auth.DialOptions()
+	if err != nil {
+		fmt.Fprintln(stderr, "mailctl:", err)
+		return 1
+	}
+	cc, err := grpc.NewClient(*addr, opts...)
 	if err != nil {
 		fmt.Fprintln(stderr, "mailctl:", err)
 		return 1

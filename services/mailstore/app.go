@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/mailstore/mailstore/pkg/blob"
@@ -245,13 +244,16 @@ func (a *App) initBlobStore() error {
 // dial opens a lazy client connection; it never blocks, and calls fail
 // with Unavailable while the peer is down.
 func (a *App) dial(target string) (*grpc.ClientConn, error) {
-	return grpc.NewClient(target,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	auth, err := a.cfg.GRPC.DialOptions()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewClient(target, append(auth,
 		grpc.WithStatsHandler(otelgrpc.NewClientHandler()),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"round_robin":{}}]}`),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)),
-	)
+	)...)
 }
 
 func (a *App) initMetaClient() error {
@@ -274,15 +276,19 @@ func (a *App) initBlobClient() error {
 	return nil
 }
 
-func (a *App) newGRPCServer() *grpc.Server {
-	return grpc.NewServer(
+func (a *App) newGRPCServer() (*grpc.Server, error) {
+	auth, err := a.cfg.GRPC.ServerOptions()
+	if err != nil {
+		return nil, err
+	}
+	return grpc.NewServer(append(auth,
 		grpc.StatsHandler(otelgrpc.NewServerHandler()),
 		grpc.MaxRecvMsgSize(grpcmeta.MaxMessageSize),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.ChainUnaryInterceptor(a.grpcMet.unary),
 		grpc.ChainStreamInterceptor(a.grpcMet.stream),
-	)
+	)...), nil
 }
 
 // serveGRPC adds a run that serves g on ln and stops it gracefully.
@@ -322,7 +328,10 @@ func (a *App) initMetadata() error {
 	if err != nil {
 		return err
 	}
-	g := a.newGRPCServer()
+	g, err := a.newGRPCServer()
+	if err != nil {
+		return err
+	}
 	svc.Register(g)
 	a.serveGRPC(Metadata, g, ln, svc.Drain)
 	if err := a.initDemo(); err != nil {
@@ -337,7 +346,10 @@ func (a *App) initBlob() error {
 	if err != nil {
 		return err
 	}
-	g := a.newGRPCServer()
+	g, err := a.newGRPCServer()
+	if err != nil {
+		return err
+	}
 	blobsvc.New(a.blobStore, a.logger.With("component", Blob)).Register(g)
 	a.serveGRPC(Blob, g, ln, nil)
 	return nil

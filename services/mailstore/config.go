@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/mailstore/mailstore/pkg/grpcauth"
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/services/blobsvc"
 	"github.com/mailstore/mailstore/services/imapgw"
@@ -28,6 +29,7 @@ type Config struct {
 	Client      ClientConfig
 	Log         LogConfig
 	Tracing     TracingConfig
+	GRPC        grpcauth.Config
 
 	Metadata metasvc.Config
 	Blob     blobsvc.Config
@@ -65,6 +67,7 @@ type LogConfig struct {
 // RegisterFlags registers every flag; defaults live here and nowhere else.
 func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Tracing.RegisterFlags(f)
+	c.GRPC.RegisterFlags(f, "grpc.")
 	f.StringVar(&c.Target, "target", TargetAll, "Comma-separated components to run: "+strings.Join(Targets(), ", ")+".")
 	f.StringVar(&c.DataDir, "data-dir", "./data", "Directory of the embedded backends' data (local metadata file, fs blobs).")
 	f.StringVar(&c.DemoAccount, "demo-account", "", "Create this account at start-up if it does not exist, with a random password saved under the data dir (used by make run).")
@@ -100,6 +103,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("-log.format: unknown format %q", c.Log.Format)
 	}
 	if err := c.Tracing.Validate(); err != nil {
+		return err
+	}
+	if err := c.GRPC.Load("grpc."); err != nil {
 		return err
 	}
 	c.Server.proxyTrusted = nil
