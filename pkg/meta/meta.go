@@ -1,9 +1,9 @@
 // Package meta is the contract of the metadata store: accounts, mailboxes,
 // the message index with flags and MODSEQs, the change log and change
-// events, leases and shared counters.
+// events, leases, shared counters and slots (counting semaphores).
 //
 // It is split into small role interfaces (Accounts, Mailboxes, Messages,
-// Changes, Feed, Leases, Counters, Blobs) so that each consumer asks for
+// Changes, Feed, Leases, Counters, Slots, Blobs) so that each consumer asks for
 // what it uses; Store joins them. Every backend (localmeta, redismeta,
 // grpcmeta) passes the conformance suite in metatest.
 //
@@ -54,6 +54,8 @@ var (
 	ErrUnavailable = errors.New("metadata store unavailable")
 	// ErrPermission: the request is not allowed (e.g. deleting INBOX).
 	ErrPermission = errors.New("not permitted")
+	// ErrLimit: a slot's limit is reached (Slots.AcquireSlot).
+	ErrLimit = errors.New("limit reached")
 )
 
 // Store is the whole metadata contract.
@@ -65,6 +67,7 @@ type Store interface {
 	Feed
 	Leases
 	Counters
+	Slots
 	Blobs
 	// Close releases connections; it does not delete data.
 	Close() error
@@ -471,6 +474,40 @@ type Counters interface {
 	IncrCounter(ctx context.Context, key string, delta int64, window time.Duration) (int64, error)
 	// Counter returns the current value, 0 if unset or expired.
 	Counter(ctx context.Context, key string) (int64, error)
+}
+
+// ---- Slots ----
+
+// Slots are counting semaphores shared by every pod, for limits such as
+// connections per client IP or per account. A holder (one pod) keeps a
+// count per key; its count lapses ttl after its last acquire or refresh,
+// so a dead pod's slots free themselves.
+//
+// Keys are free-form strings (e.g. "conn/imap/ip/203.0.113.7",
+// "conn/imap/acct/42"), not tied to an account. An empty key or holder, a
+// limit below 1 or a ttl not above 0 is ErrInvalidArgument. Expiry goes by
+// the backend's clock (Redis server time for redismeta), never the
+// caller's, so pods whose clocks differ agree on what is live.
+//
+// An acquire that succeeds and a refresh both set the holder's count of
+// the key to lapse ttl from now (a refresh may so shorten it); a refused
+// acquire and a release leave the expiry alone. A lapsed count is gone
+// as a whole: the holder's next acquire starts again from one. The
+// caller, not the store, keeps its own count per key in step (the
+// gateway's keeper refreshes every key it holds well within ttl).
+type Slots interface {
+	// AcquireSlot adds one to holder's count of key if the total of live
+	// counts of every holder is below limit, and returns the new total;
+	// ErrLimit (new sentinel, "limit reached") when it is not, with the total.
+	AcquireSlot(ctx context.Context, key, holder string, limit int64, ttl time.Duration) (int64, error)
+	// ReleaseSlot takes one from holder's count of key (never below 0;
+	// releasing an unknown or lapsed slot is not an error).
+	ReleaseSlot(ctx context.Context, key, holder string) error
+	// RefreshSlots extends to ttl the life of holder's counts under keys
+	// (keys holder has no count under are ignored).
+	RefreshSlots(ctx context.Context, holder string, keys []string, ttl time.Duration) error
+	// SlotTotal returns the total of live counts of key.
+	SlotTotal(ctx context.Context, key string) (int64, error)
 }
 
 // ---- Blobs ----

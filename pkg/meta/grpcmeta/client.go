@@ -643,6 +643,52 @@ func (c *Client) Counter(ctx context.Context, key string) (int64, error) {
 	return resp.GetValue(), nil
 }
 
+// ---- Slots ----
+
+// AcquireSlot answers ErrLimit with the total when the server says the
+// limit was reached (acquired = false): a refusal is an answer, not an
+// error status, so the total crosses the wire.
+func (c *Client) AcquireSlot(ctx context.Context, key, holder string, limit int64, ttl time.Duration) (int64, error) {
+	if err := badArgs("acquire slot", key, holder); err != nil {
+		return 0, err
+	}
+	resp, err := c.rpc.AcquireSlot(ctx, &pb.AcquireSlotRequest{Key: key, Holder: holder, Limit: limit, Ttl: durationToProto(ttl)}, c.opts...)
+	if err != nil {
+		return 0, fromError("AcquireSlot", err)
+	}
+	if !resp.GetAcquired() {
+		return resp.GetTotal(), fmt.Errorf("acquire slot %q: %w (%d of %d)", key, meta.ErrLimit, resp.GetTotal(), limit)
+	}
+	return resp.GetTotal(), nil
+}
+
+func (c *Client) ReleaseSlot(ctx context.Context, key, holder string) error {
+	if err := badArgs("release slot", key, holder); err != nil {
+		return err
+	}
+	_, err := c.rpc.ReleaseSlot(ctx, &pb.ReleaseSlotRequest{Key: key, Holder: holder}, c.opts...)
+	return fromError("ReleaseSlot", err)
+}
+
+func (c *Client) RefreshSlots(ctx context.Context, holder string, keys []string, ttl time.Duration) error {
+	if err := cmp.Or(badArgs("refresh slots", holder), badArgs("refresh slots", keys...)); err != nil {
+		return err
+	}
+	_, err := c.rpc.RefreshSlots(ctx, &pb.RefreshSlotsRequest{Holder: holder, Keys: keys, Ttl: durationToProto(ttl)}, c.opts...)
+	return fromError("RefreshSlots", err)
+}
+
+func (c *Client) SlotTotal(ctx context.Context, key string) (int64, error) {
+	if err := badArgs("slot total", key); err != nil {
+		return 0, err
+	}
+	resp, err := c.rpc.GetSlotTotal(ctx, &pb.GetSlotTotalRequest{Key: key}, c.opts...)
+	if err != nil {
+		return 0, fromError("GetSlotTotal", err)
+	}
+	return resp.GetTotal(), nil
+}
+
 // ---- Blobs ----
 
 func (c *Client) PendingBlobs(ctx context.Context, acct mail.AccountID, olderThan time.Time, limit int) ([]mail.BlobID, error) {

@@ -42,6 +42,7 @@ var errorTable = []errorKind{
 	{mail.ErrInvalidMailboxName, codes.InvalidArgument, "INVALID_MAILBOX_NAME"},
 	{mail.ErrInvalidFlag, codes.InvalidArgument, "INVALID_FLAG"},
 	{meta.ErrOverQuota, codes.ResourceExhausted, "OVER_QUOTA"},
+	{meta.ErrLimit, codes.ResourceExhausted, "LIMIT_REACHED"},
 	{meta.ErrConflict, codes.FailedPrecondition, "CONFLICT"},
 	{meta.ErrLeaseHeld, codes.FailedPrecondition, "LEASE_HELD"},
 	{meta.ErrLeaseLost, codes.FailedPrecondition, "LEASE_LOST"},

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -29,6 +30,7 @@ var sentinels = []struct {
 	{mail.ErrInvalidMailboxName, codes.InvalidArgument},
 	{mail.ErrInvalidFlag, codes.InvalidArgument},
 	{meta.ErrOverQuota, codes.ResourceExhausted},
+	{meta.ErrLimit, codes.ResourceExhausted},
 	{meta.ErrConflict, codes.FailedPrecondition},
 	{meta.ErrLeaseHeld, codes.FailedPrecondition},
 	{meta.ErrLeaseLost, codes.FailedPrecondition},
@@ -262,6 +264,10 @@ func TestNotUTF8(t *testing.T) {
 		{"alias to add", func() error { _, err := c.AddAlias(ctx, "a1", bad+"@example.com"); return err }, []error{meta.ErrInvalidArgument}},
 		{"alias to remove", func() error { _, err := c.RemoveAlias(ctx, "a1", bad+"@example.com"); return err }, []error{meta.ErrInvalidArgument}},
 		{"counter key", func() error { _, err := c.Counter(ctx, bad); return err }, []error{meta.ErrInvalidArgument}},
+		{"slot key", func() error { _, err := c.AcquireSlot(ctx, bad, "pod", 1, time.Minute); return err }, []error{meta.ErrInvalidArgument}},
+		{"slot holder", func() error { return c.ReleaseSlot(ctx, "k", bad) }, []error{meta.ErrInvalidArgument}},
+		{"slot keys to refresh", func() error { return c.RefreshSlots(ctx, "pod", []string{"k", bad}, time.Minute) }, []error{meta.ErrInvalidArgument}},
+		{"slot total key", func() error { _, err := c.SlotTotal(ctx, bad); return err }, []error{meta.ErrInvalidArgument}},
 		{"sieve script", func() error {
 			s := bad
 			_, err := c.UpdateAccount(ctx, "a1", meta.AccountUpdate{SieveScript: &s})

@@ -515,6 +515,43 @@ func (s *Server) GetCounter(ctx context.Context, req *pb.GetCounterRequest) (*pb
 	return &pb.GetCounterResponse{Value: v}, nil
 }
 
+// ---- Slots ----
+
+// AcquireSlot answers a refusal at the limit as acquired = false with the
+// total, not as an error status (see the client).
+func (s *Server) AcquireSlot(ctx context.Context, req *pb.AcquireSlotRequest) (*pb.AcquireSlotResponse, error) {
+	n, err := s.store.AcquireSlot(ctx, req.GetKey(), req.GetHolder(), req.GetLimit(), durationFromProto(req.GetTtl()))
+	if errors.Is(err, meta.ErrLimit) {
+		return &pb.AcquireSlotResponse{Acquired: false, Total: n}, nil
+	}
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.AcquireSlotResponse{Acquired: true, Total: n}, nil
+}
+
+func (s *Server) ReleaseSlot(ctx context.Context, req *pb.ReleaseSlotRequest) (*pb.ReleaseSlotResponse, error) {
+	if err := s.store.ReleaseSlot(ctx, req.GetKey(), req.GetHolder()); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.ReleaseSlotResponse{}, nil
+}
+
+func (s *Server) RefreshSlots(ctx context.Context, req *pb.RefreshSlotsRequest) (*pb.RefreshSlotsResponse, error) {
+	if err := s.store.RefreshSlots(ctx, req.GetHolder(), req.GetKeys(), durationFromProto(req.GetTtl())); err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.RefreshSlotsResponse{}, nil
+}
+
+func (s *Server) GetSlotTotal(ctx context.Context, req *pb.GetSlotTotalRequest) (*pb.GetSlotTotalResponse, error) {
+	n, err := s.store.SlotTotal(ctx, req.GetKey())
+	if err != nil {
+		return nil, s.fail(ctx, err)
+	}
+	return &pb.GetSlotTotalResponse{Total: n}, nil
+}
+
 // ---- Blobs ----
 
 func (s *Server) PendingBlobs(ctx context.Context, req *pb.PendingBlobsRequest) (*pb.PendingBlobsResponse, error) {

@@ -1,13 +1,14 @@
 // Package localmeta is the embedded metadata backend: a meta.Store on one
-// bbolt file, with change events, leases and rate-limit counters kept in
-// process. It is the default of `make run` and of `-target=all` on a
+// bbolt file, with change events, leases, rate-limit counters and slots
+// kept in process. It is the default of `make run` and of `-target=all` on a
 // laptop, where running Redis would be a chore.
 //
 // One metadata process only. The file is locked by bbolt while open; a
 // second process (or a second Open in this one) fails after the lock
-// timeout with ErrLocked instead of waiting. Events, leases and counters
-// live in this process's memory, so they are only correct while a single
-// process serves the metadata API; scale out with the Redis backend.
+// timeout with ErrLocked instead of waiting. Events, leases, counters and
+// slots live in this process's memory, so they are only correct while a
+// single process serves the metadata API; scale out with the Redis
+// backend.
 //
 // Every mutation is one bbolt write transaction, so UID and MODSEQ
 // allocation, counters, quota and blob reference counts change together or
@@ -95,6 +96,11 @@ type Store struct {
 	cmu      sync.Mutex
 	counters map[string]counterState
 	ctrOps   int
+
+	// smu guards slots (slots.go).
+	smu     sync.Mutex
+	slots   map[string]map[string]counterState // key -> holder -> count
+	slotOps int
 }
 
 // Open opens (creating if needed) the store at cfg.Path.
@@ -135,6 +141,7 @@ func Open(cfg Config, logger *slog.Logger, opts ...Option) (*Store, error) {
 		broker:   newBroker(o.eventBuffer),
 		leases:   make(map[leaseKey]leaseState),
 		counters: make(map[string]counterState),
+		slots:    make(map[string]map[string]counterState),
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		mb, err := tx.CreateBucketIfNotExists(bktMeta)

@@ -26,6 +26,7 @@ type fakeStore struct {
 	leases   map[string]*fakeLease
 	tokens   map[string]uint64
 	counters map[string]*fakeCounter
+	slots    map[string]map[string]*fakeCounter // key -> holder -> count
 	subs     map[mail.AccountID]map[*fakeSub]bool
 }
 
@@ -67,6 +68,7 @@ func newFake() *fakeStore {
 		leases:   map[string]*fakeLease{},
 		tokens:   map[string]uint64{},
 		counters: map[string]*fakeCounter{},
+		slots:    map[string]map[string]*fakeCounter{},
 		subs:     map[mail.AccountID]map[*fakeSub]bool{},
 	}
 }
@@ -942,6 +944,84 @@ func (s *fakeStore) Counter(ctx context.Context, key string) (int64, error) {
 		return c.value, nil
 	}
 	return 0, nil
+}
+
+// ---- Slots ----
+
+func (s *fakeStore) slotTotal(key string, now time.Time) int64 {
+	var n int64
+	for h, c := range s.slots[key] {
+		if !now.Before(c.expires) {
+			delete(s.slots[key], h)
+			continue
+		}
+		n += c.value
+	}
+	return n
+}
+
+func (s *fakeStore) AcquireSlot(ctx context.Context, key, holder string, limit int64, ttl time.Duration) (int64, error) {
+	if key == "" || holder == "" || limit < 1 || ttl <= 0 {
+		return 0, fmt.Errorf("acquire slot: %w", meta.ErrInvalidArgument)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	n := s.slotTotal(key, now)
+	if n >= limit {
+		return n, fmt.Errorf("acquire slot %s: %w", key, meta.ErrLimit)
+	}
+	if s.slots[key] == nil {
+		s.slots[key] = map[string]*fakeCounter{}
+	}
+	c := s.slots[key][holder]
+	if c == nil {
+		c = &fakeCounter{}
+		s.slots[key][holder] = c
+	}
+	c.value++
+	c.expires = now.Add(ttl)
+	return n + 1, nil
+}
+
+func (s *fakeStore) ReleaseSlot(ctx context.Context, key, holder string) error {
+	if key == "" || holder == "" {
+		return fmt.Errorf("release slot: %w", meta.ErrInvalidArgument)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.slotTotal(key, time.Now())
+	if c := s.slots[key][holder]; c != nil {
+		if c.value--; c.value <= 0 {
+			delete(s.slots[key], holder)
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) RefreshSlots(ctx context.Context, holder string, keys []string, ttl time.Duration) error {
+	if holder == "" || ttl <= 0 || slices.Contains(keys, "") {
+		return fmt.Errorf("refresh slots: %w", meta.ErrInvalidArgument)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	for _, k := range keys {
+		s.slotTotal(k, now)
+		if c := s.slots[k][holder]; c != nil {
+			c.expires = now.Add(ttl)
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) SlotTotal(ctx context.Context, key string) (int64, error) {
+	if key == "" {
+		return 0, fmt.Errorf("slot total: %w", meta.ErrInvalidArgument)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.slotTotal(key, time.Now()), nil
 }
 
 // ---- Blobs ----

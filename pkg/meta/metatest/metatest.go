@@ -61,6 +61,7 @@ func Run(t *testing.T, newStore func(t *testing.T) meta.Store) {
 		{"Feed", feedTests()},
 		{"Leases", leaseTests()},
 		{"Counters", counterTests()},
+		{"Slots", slotTests()},
 		{"Concurrency", concurrencyTests()},
 	}
 	for _, g := range groups {

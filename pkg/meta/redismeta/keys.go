@@ -83,6 +83,12 @@ package redismeta
 //
 //	<p>ctr:<key>         string  INCRBY counter with a PEXPIRE window
 //
+// Slots (slots.go) are single keys too, one slot each:
+//
+//	<p>slot:<key>        hash    holder -> "<count> <expiry unix ms>"
+//	                             (Redis server time); PEXPIRE the longest
+//	                             live expiry
+//
 // Mailbox names and flags are data, never key parts; account ids are
 // checked to be [0-9a-z]+ before they are put into a key.
 
@@ -110,6 +116,7 @@ func (k keys) global() []string {
 	return []string{k.logins(), k.accounts(), k.aliases(), k.addrs(), k.aliasIDs()}
 }
 func (k keys) counter(n string) string { return k.prefix + "ctr:" + n }
+func (k keys) slot(n string) string    { return k.prefix + "slot:" + n }
 
 // base is the per-account base key, KEYS[1] of every account script.
 func (k keys) base(a mail.AccountID) string { return k.prefix + "{a:" + string(a) + "}:" }

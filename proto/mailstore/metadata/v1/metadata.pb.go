@@ -6,7 +6,7 @@
 
 // The metadata API of mailstore: the whole meta.Store contract (accounts,
 // mailboxes, the message index, change catch-up and events, leases, shared
-// counters, blob references) plus password authentication, served by the
+// counters, slots, blob references) plus password authentication, served by the
 // metadata service to the gateways. pkg/meta/grpcmeta is its only Go user:
 // the server adapter over a meta.Store and a client that is a meta.Store.
 //
@@ -32,7 +32,7 @@
 //   NOT_FOUND            NO_SUCH_ACCOUNT, NO_SUCH_MAILBOX, NO_SUCH_MESSAGE
 //   ALREADY_EXISTS       EXISTS
 //   INVALID_ARGUMENT     INVALID_ARGUMENT, INVALID_MAILBOX_NAME, INVALID_FLAG
-//   RESOURCE_EXHAUSTED   OVER_QUOTA
+//   RESOURCE_EXHAUSTED   OVER_QUOTA, LIMIT_REACHED
 //   FAILED_PRECONDITION  CONFLICT, LEASE_HELD, LEASE_LOST
 //   UNAUTHENTICATED      AUTH_FAILED
 //   PERMISSION_DENIED    ACCOUNT_DISABLED, NOT_PERMITTED
@@ -4439,6 +4439,402 @@ func (x *GetCounterResponse) GetValue() int64 {
 	return 0
 }
 
+type AcquireSlotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Free-form, e.g. "conn/imap/ip/203.0.113.7".
+	Key string `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	// The pod keeping the count, e.g. "imap pod-7".
+	Holder        string               `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	Limit         int64                `protobuf:"varint,3,opt,name=limit,proto3" json:"limit,omitempty"`
+	Ttl           *durationpb.Duration `protobuf:"bytes,4,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireSlotRequest) Reset() {
+	*x = AcquireSlotRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireSlotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireSlotRequest) ProtoMessage() {}
+
+func (x *AcquireSlotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireSlotRequest.ProtoReflect.Descriptor instead.
+func (*AcquireSlotRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *AcquireSlotRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AcquireSlotRequest) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *AcquireSlotRequest) GetLimit() int64 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *AcquireSlotRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type AcquireSlotResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// False when the limit was reached: nothing changed.
+	Acquired bool `protobuf:"varint,1,opt,name=acquired,proto3" json:"acquired,omitempty"`
+	// The live total after the acquire, or when refused.
+	Total         int64 `protobuf:"varint,2,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireSlotResponse) Reset() {
+	*x = AcquireSlotResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireSlotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireSlotResponse) ProtoMessage() {}
+
+func (x *AcquireSlotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireSlotResponse.ProtoReflect.Descriptor instead.
+func (*AcquireSlotResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *AcquireSlotResponse) GetAcquired() bool {
+	if x != nil {
+		return x.Acquired
+	}
+	return false
+}
+
+func (x *AcquireSlotResponse) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
+type ReleaseSlotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Holder        string                 `protobuf:"bytes,2,opt,name=holder,proto3" json:"holder,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseSlotRequest) Reset() {
+	*x = ReleaseSlotRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseSlotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseSlotRequest) ProtoMessage() {}
+
+func (x *ReleaseSlotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseSlotRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseSlotRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ReleaseSlotRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *ReleaseSlotRequest) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+type ReleaseSlotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseSlotResponse) Reset() {
+	*x = ReleaseSlotResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseSlotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseSlotResponse) ProtoMessage() {}
+
+func (x *ReleaseSlotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseSlotResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseSlotResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{79}
+}
+
+type RefreshSlotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Holder        string                 `protobuf:"bytes,1,opt,name=holder,proto3" json:"holder,omitempty"`
+	Keys          []string               `protobuf:"bytes,2,rep,name=keys,proto3" json:"keys,omitempty"`
+	Ttl           *durationpb.Duration   `protobuf:"bytes,3,opt,name=ttl,proto3" json:"ttl,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshSlotsRequest) Reset() {
+	*x = RefreshSlotsRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshSlotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshSlotsRequest) ProtoMessage() {}
+
+func (x *RefreshSlotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshSlotsRequest.ProtoReflect.Descriptor instead.
+func (*RefreshSlotsRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *RefreshSlotsRequest) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *RefreshSlotsRequest) GetKeys() []string {
+	if x != nil {
+		return x.Keys
+	}
+	return nil
+}
+
+func (x *RefreshSlotsRequest) GetTtl() *durationpb.Duration {
+	if x != nil {
+		return x.Ttl
+	}
+	return nil
+}
+
+type RefreshSlotsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RefreshSlotsResponse) Reset() {
+	*x = RefreshSlotsResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RefreshSlotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RefreshSlotsResponse) ProtoMessage() {}
+
+func (x *RefreshSlotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RefreshSlotsResponse.ProtoReflect.Descriptor instead.
+func (*RefreshSlotsResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{81}
+}
+
+type GetSlotTotalRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSlotTotalRequest) Reset() {
+	*x = GetSlotTotalRequest{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSlotTotalRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSlotTotalRequest) ProtoMessage() {}
+
+func (x *GetSlotTotalRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSlotTotalRequest.ProtoReflect.Descriptor instead.
+func (*GetSlotTotalRequest) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *GetSlotTotalRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+type GetSlotTotalResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Total         int64                  `protobuf:"varint,1,opt,name=total,proto3" json:"total,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetSlotTotalResponse) Reset() {
+	*x = GetSlotTotalResponse{}
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetSlotTotalResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetSlotTotalResponse) ProtoMessage() {}
+
+func (x *GetSlotTotalResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetSlotTotalResponse.ProtoReflect.Descriptor instead.
+func (*GetSlotTotalResponse) Descriptor() ([]byte, []int) {
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *GetSlotTotalResponse) GetTotal() int64 {
+	if x != nil {
+		return x.Total
+	}
+	return 0
+}
+
 type PendingBlobsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
@@ -4450,7 +4846,7 @@ type PendingBlobsRequest struct {
 
 func (x *PendingBlobsRequest) Reset() {
 	*x = PendingBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[76]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4462,7 +4858,7 @@ func (x *PendingBlobsRequest) String() string {
 func (*PendingBlobsRequest) ProtoMessage() {}
 
 func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[76]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4475,7 +4871,7 @@ func (x *PendingBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsRequest.ProtoReflect.Descriptor instead.
 func (*PendingBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{76}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *PendingBlobsRequest) GetAccountId() string {
@@ -4508,7 +4904,7 @@ type PendingBlobsResponse struct {
 
 func (x *PendingBlobsResponse) Reset() {
 	*x = PendingBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[77]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4520,7 +4916,7 @@ func (x *PendingBlobsResponse) String() string {
 func (*PendingBlobsResponse) ProtoMessage() {}
 
 func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[77]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4533,7 +4929,7 @@ func (x *PendingBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PendingBlobsResponse.ProtoReflect.Descriptor instead.
 func (*PendingBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{77}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *PendingBlobsResponse) GetBlobIds() []string {
@@ -4553,7 +4949,7 @@ type ForgetBlobsRequest struct {
 
 func (x *ForgetBlobsRequest) Reset() {
 	*x = ForgetBlobsRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[78]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4565,7 +4961,7 @@ func (x *ForgetBlobsRequest) String() string {
 func (*ForgetBlobsRequest) ProtoMessage() {}
 
 func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[78]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4578,7 +4974,7 @@ func (x *ForgetBlobsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsRequest.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{78}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ForgetBlobsRequest) GetAccountId() string {
@@ -4603,7 +4999,7 @@ type ForgetBlobsResponse struct {
 
 func (x *ForgetBlobsResponse) Reset() {
 	*x = ForgetBlobsResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[79]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4615,7 +5011,7 @@ func (x *ForgetBlobsResponse) String() string {
 func (*ForgetBlobsResponse) ProtoMessage() {}
 
 func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[79]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4628,7 +5024,7 @@ func (x *ForgetBlobsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForgetBlobsResponse.ProtoReflect.Descriptor instead.
 func (*ForgetBlobsResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{79}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{87}
 }
 
 type BlobReferencedRequest struct {
@@ -4641,7 +5037,7 @@ type BlobReferencedRequest struct {
 
 func (x *BlobReferencedRequest) Reset() {
 	*x = BlobReferencedRequest{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[80]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4653,7 +5049,7 @@ func (x *BlobReferencedRequest) String() string {
 func (*BlobReferencedRequest) ProtoMessage() {}
 
 func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[80]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4666,7 +5062,7 @@ func (x *BlobReferencedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedRequest.ProtoReflect.Descriptor instead.
 func (*BlobReferencedRequest) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{80}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *BlobReferencedRequest) GetAccountId() string {
@@ -4692,7 +5088,7 @@ type BlobReferencedResponse struct {
 
 func (x *BlobReferencedResponse) Reset() {
 	*x = BlobReferencedResponse{}
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[81]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4704,7 +5100,7 @@ func (x *BlobReferencedResponse) String() string {
 func (*BlobReferencedResponse) ProtoMessage() {}
 
 func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[81]
+	mi := &file_mailstore_metadata_v1_metadata_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4717,7 +5113,7 @@ func (x *BlobReferencedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BlobReferencedResponse.ProtoReflect.Descriptor instead.
 func (*BlobReferencedResponse) Descriptor() ([]byte, []int) {
-	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{81}
+	return file_mailstore_metadata_v1_metadata_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *BlobReferencedResponse) GetReferenced() bool {
@@ -5038,7 +5434,28 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x11GetCounterRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\"*\n" +
 	"\x12GetCounterResponse\x12\x14\n" +
-	"\x05value\x18\x01 \x01(\x03R\x05value\"\x85\x01\n" +
+	"\x05value\x18\x01 \x01(\x03R\x05value\"\x81\x01\n" +
+	"\x12AcquireSlotRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\x12\x14\n" +
+	"\x05limit\x18\x03 \x01(\x03R\x05limit\x12+\n" +
+	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"G\n" +
+	"\x13AcquireSlotResponse\x12\x1a\n" +
+	"\bacquired\x18\x01 \x01(\bR\bacquired\x12\x14\n" +
+	"\x05total\x18\x02 \x01(\x03R\x05total\">\n" +
+	"\x12ReleaseSlotRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x16\n" +
+	"\x06holder\x18\x02 \x01(\tR\x06holder\"\x15\n" +
+	"\x13ReleaseSlotResponse\"n\n" +
+	"\x13RefreshSlotsRequest\x12\x16\n" +
+	"\x06holder\x18\x01 \x01(\tR\x06holder\x12\x12\n" +
+	"\x04keys\x18\x02 \x03(\tR\x04keys\x12+\n" +
+	"\x03ttl\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x03ttl\"\x16\n" +
+	"\x14RefreshSlotsResponse\"'\n" +
+	"\x13GetSlotTotalRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\",\n" +
+	"\x14GetSlotTotalResponse\x12\x14\n" +
+	"\x05total\x18\x01 \x01(\x03R\x05total\"\x85\x01\n" +
 	"\x13PendingBlobsRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x129\n" +
@@ -5076,7 +5493,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x11EVENT_KIND_APPEND\x10\x01\x12\x14\n" +
 	"\x10EVENT_KIND_FLAGS\x10\x02\x12\x16\n" +
 	"\x12EVENT_KIND_EXPUNGE\x10\x03\x12\x16\n" +
-	"\x12EVENT_KIND_MAILBOX\x10\x042\xf5\x1c\n" +
+	"\x12EVENT_KIND_MAILBOX\x10\x042\x93 \n" +
 	"\x0fMetadataService\x12g\n" +
 	"\fAuthenticate\x12*.mailstore.metadata.v1.AuthenticateRequest\x1a+.mailstore.metadata.v1.AuthenticateResponse\x12j\n" +
 	"\rCreateAccount\x12+.mailstore.metadata.v1.CreateAccountRequest\x1a,.mailstore.metadata.v1.CreateAccountResponse\x12a\n" +
@@ -5116,7 +5533,11 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\fReleaseLease\x12*.mailstore.metadata.v1.ReleaseLeaseRequest\x1a+.mailstore.metadata.v1.ReleaseLeaseResponse\x12d\n" +
 	"\vIncrCounter\x12).mailstore.metadata.v1.IncrCounterRequest\x1a*.mailstore.metadata.v1.IncrCounterResponse\x12a\n" +
 	"\n" +
-	"GetCounter\x12(.mailstore.metadata.v1.GetCounterRequest\x1a).mailstore.metadata.v1.GetCounterResponse\x12g\n" +
+	"GetCounter\x12(.mailstore.metadata.v1.GetCounterRequest\x1a).mailstore.metadata.v1.GetCounterResponse\x12d\n" +
+	"\vAcquireSlot\x12).mailstore.metadata.v1.AcquireSlotRequest\x1a*.mailstore.metadata.v1.AcquireSlotResponse\x12d\n" +
+	"\vReleaseSlot\x12).mailstore.metadata.v1.ReleaseSlotRequest\x1a*.mailstore.metadata.v1.ReleaseSlotResponse\x12g\n" +
+	"\fRefreshSlots\x12*.mailstore.metadata.v1.RefreshSlotsRequest\x1a+.mailstore.metadata.v1.RefreshSlotsResponse\x12g\n" +
+	"\fGetSlotTotal\x12*.mailstore.metadata.v1.GetSlotTotalRequest\x1a+.mailstore.metadata.v1.GetSlotTotalResponse\x12g\n" +
 	"\fPendingBlobs\x12*.mailstore.metadata.v1.PendingBlobsRequest\x1a+.mailstore.metadata.v1.PendingBlobsResponse\x12d\n" +
 	"\vForgetBlobs\x12).mailstore.metadata.v1.ForgetBlobsRequest\x1a*.mailstore.metadata.v1.ForgetBlobsResponse\x12m\n" +
 	"\x0eBlobReferenced\x12,.mailstore.metadata.v1.BlobReferencedRequest\x1a-.mailstore.metadata.v1.BlobReferencedResponseBGZEgithub.com/mailstore/mailstore/proto/mailstore/metadata/v1;metadatav1b\x06proto3"
@@ -5134,7 +5555,7 @@ func file_mailstore_metadata_v1_metadata_proto_rawDescGZIP() []byte {
 }
 
 var file_mailstore_metadata_v1_metadata_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 82)
+var file_mailstore_metadata_v1_metadata_proto_msgTypes = make([]protoimpl.MessageInfo, 90)
 var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(EntryField)(0),                   // 0: mailstore.metadata.v1.EntryField
 	(FlagOp)(0),                       // 1: mailstore.metadata.v1.FlagOp
@@ -5215,25 +5636,33 @@ var file_mailstore_metadata_v1_metadata_proto_goTypes = []any{
 	(*IncrCounterResponse)(nil),       // 76: mailstore.metadata.v1.IncrCounterResponse
 	(*GetCounterRequest)(nil),         // 77: mailstore.metadata.v1.GetCounterRequest
 	(*GetCounterResponse)(nil),        // 78: mailstore.metadata.v1.GetCounterResponse
-	(*PendingBlobsRequest)(nil),       // 79: mailstore.metadata.v1.PendingBlobsRequest
-	(*PendingBlobsResponse)(nil),      // 80: mailstore.metadata.v1.PendingBlobsResponse
-	(*ForgetBlobsRequest)(nil),        // 81: mailstore.metadata.v1.ForgetBlobsRequest
-	(*ForgetBlobsResponse)(nil),       // 82: mailstore.metadata.v1.ForgetBlobsResponse
-	(*BlobReferencedRequest)(nil),     // 83: mailstore.metadata.v1.BlobReferencedRequest
-	(*BlobReferencedResponse)(nil),    // 84: mailstore.metadata.v1.BlobReferencedResponse
-	(*timestamppb.Timestamp)(nil),     // 85: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),       // 86: google.protobuf.Duration
+	(*AcquireSlotRequest)(nil),        // 79: mailstore.metadata.v1.AcquireSlotRequest
+	(*AcquireSlotResponse)(nil),       // 80: mailstore.metadata.v1.AcquireSlotResponse
+	(*ReleaseSlotRequest)(nil),        // 81: mailstore.metadata.v1.ReleaseSlotRequest
+	(*ReleaseSlotResponse)(nil),       // 82: mailstore.metadata.v1.ReleaseSlotResponse
+	(*RefreshSlotsRequest)(nil),       // 83: mailstore.metadata.v1.RefreshSlotsRequest
+	(*RefreshSlotsResponse)(nil),      // 84: mailstore.metadata.v1.RefreshSlotsResponse
+	(*GetSlotTotalRequest)(nil),       // 85: mailstore.metadata.v1.GetSlotTotalRequest
+	(*GetSlotTotalResponse)(nil),      // 86: mailstore.metadata.v1.GetSlotTotalResponse
+	(*PendingBlobsRequest)(nil),       // 87: mailstore.metadata.v1.PendingBlobsRequest
+	(*PendingBlobsResponse)(nil),      // 88: mailstore.metadata.v1.PendingBlobsResponse
+	(*ForgetBlobsRequest)(nil),        // 89: mailstore.metadata.v1.ForgetBlobsRequest
+	(*ForgetBlobsResponse)(nil),       // 90: mailstore.metadata.v1.ForgetBlobsResponse
+	(*BlobReferencedRequest)(nil),     // 91: mailstore.metadata.v1.BlobReferencedRequest
+	(*BlobReferencedResponse)(nil),    // 92: mailstore.metadata.v1.BlobReferencedResponse
+	(*timestamppb.Timestamp)(nil),     // 93: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),       // 94: google.protobuf.Duration
 }
 var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	3,  // 0: mailstore.metadata.v1.Account.quota:type_name -> mailstore.metadata.v1.Quota
 	4,  // 1: mailstore.metadata.v1.Account.pop3:type_name -> mailstore.metadata.v1.POP3Policy
-	85, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
+	93, // 2: mailstore.metadata.v1.Account.created:type_name -> google.protobuf.Timestamp
 	7,  // 3: mailstore.metadata.v1.UidSet.ranges:type_name -> mailstore.metadata.v1.UidRange
-	85, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
-	85, // 5: mailstore.metadata.v1.Entry.retrieved:type_name -> google.protobuf.Timestamp
+	93, // 4: mailstore.metadata.v1.Entry.internal_date:type_name -> google.protobuf.Timestamp
+	93, // 5: mailstore.metadata.v1.Entry.retrieved:type_name -> google.protobuf.Timestamp
 	2,  // 6: mailstore.metadata.v1.Event.kind:type_name -> mailstore.metadata.v1.EventKind
 	8,  // 7: mailstore.metadata.v1.Event.uids:type_name -> mailstore.metadata.v1.UidSet
-	85, // 8: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
+	93, // 8: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
 	5,  // 9: mailstore.metadata.v1.AuthenticateResponse.account:type_name -> mailstore.metadata.v1.Account
 	3,  // 10: mailstore.metadata.v1.CreateAccountRequest.quota:type_name -> mailstore.metadata.v1.Quota
 	5,  // 11: mailstore.metadata.v1.CreateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
@@ -5248,7 +5677,7 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	6,  // 20: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
 	6,  // 21: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
 	6,  // 22: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
-	85, // 23: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
+	93, // 23: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
 	8,  // 24: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
 	0,  // 25: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
 	9,  // 26: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
@@ -5262,93 +5691,103 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	8,  // 34: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
 	59, // 35: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
 	8,  // 36: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	85, // 37: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
+	93, // 37: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
 	8,  // 38: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
 	9,  // 39: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
 	10, // 40: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
-	86, // 41: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	94, // 41: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
 	11, // 42: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	86, // 43: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	94, // 43: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
 	11, // 44: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	86, // 45: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
-	85, // 46: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
-	12, // 47: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
-	14, // 48: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
-	16, // 49: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
-	18, // 50: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
-	20, // 51: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
-	22, // 52: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
-	24, // 53: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
-	26, // 54: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
-	28, // 55: mailstore.metadata.v1.MetadataService.AddAlias:input_type -> mailstore.metadata.v1.AddAliasRequest
-	30, // 56: mailstore.metadata.v1.MetadataService.RemoveAlias:input_type -> mailstore.metadata.v1.RemoveAliasRequest
-	32, // 57: mailstore.metadata.v1.MetadataService.LookupAddress:input_type -> mailstore.metadata.v1.LookupAddressRequest
-	34, // 58: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
-	36, // 59: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
-	38, // 60: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
-	40, // 61: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
-	42, // 62: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
-	44, // 63: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
-	46, // 64: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
-	48, // 65: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
-	50, // 66: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
-	52, // 67: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
-	54, // 68: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
-	56, // 69: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
-	58, // 70: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
-	61, // 71: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
-	63, // 72: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
-	65, // 73: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
-	67, // 74: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
-	69, // 75: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
-	71, // 76: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
-	73, // 77: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
-	75, // 78: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
-	77, // 79: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
-	79, // 80: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
-	81, // 81: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
-	83, // 82: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
-	13, // 83: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
-	15, // 84: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
-	17, // 85: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
-	19, // 86: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
-	21, // 87: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
-	23, // 88: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
-	25, // 89: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
-	27, // 90: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
-	29, // 91: mailstore.metadata.v1.MetadataService.AddAlias:output_type -> mailstore.metadata.v1.AddAliasResponse
-	31, // 92: mailstore.metadata.v1.MetadataService.RemoveAlias:output_type -> mailstore.metadata.v1.RemoveAliasResponse
-	33, // 93: mailstore.metadata.v1.MetadataService.LookupAddress:output_type -> mailstore.metadata.v1.LookupAddressResponse
-	35, // 94: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
-	37, // 95: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
-	39, // 96: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
-	41, // 97: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
-	43, // 98: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
-	45, // 99: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
-	47, // 100: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
-	49, // 101: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
-	51, // 102: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
-	53, // 103: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
-	55, // 104: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
-	57, // 105: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
-	60, // 106: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
-	62, // 107: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
-	64, // 108: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
-	66, // 109: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
-	68, // 110: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
-	70, // 111: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
-	72, // 112: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
-	74, // 113: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
-	76, // 114: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
-	78, // 115: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
-	80, // 116: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
-	82, // 117: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
-	84, // 118: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
-	83, // [83:119] is the sub-list for method output_type
-	47, // [47:83] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	94, // 45: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
+	94, // 46: mailstore.metadata.v1.AcquireSlotRequest.ttl:type_name -> google.protobuf.Duration
+	94, // 47: mailstore.metadata.v1.RefreshSlotsRequest.ttl:type_name -> google.protobuf.Duration
+	93, // 48: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
+	12, // 49: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
+	14, // 50: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
+	16, // 51: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
+	18, // 52: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
+	20, // 53: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
+	22, // 54: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
+	24, // 55: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
+	26, // 56: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
+	28, // 57: mailstore.metadata.v1.MetadataService.AddAlias:input_type -> mailstore.metadata.v1.AddAliasRequest
+	30, // 58: mailstore.metadata.v1.MetadataService.RemoveAlias:input_type -> mailstore.metadata.v1.RemoveAliasRequest
+	32, // 59: mailstore.metadata.v1.MetadataService.LookupAddress:input_type -> mailstore.metadata.v1.LookupAddressRequest
+	34, // 60: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
+	36, // 61: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
+	38, // 62: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
+	40, // 63: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
+	42, // 64: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
+	44, // 65: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
+	46, // 66: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
+	48, // 67: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
+	50, // 68: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
+	52, // 69: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
+	54, // 70: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
+	56, // 71: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
+	58, // 72: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
+	61, // 73: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
+	63, // 74: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
+	65, // 75: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
+	67, // 76: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
+	69, // 77: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
+	71, // 78: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
+	73, // 79: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
+	75, // 80: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
+	77, // 81: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
+	79, // 82: mailstore.metadata.v1.MetadataService.AcquireSlot:input_type -> mailstore.metadata.v1.AcquireSlotRequest
+	81, // 83: mailstore.metadata.v1.MetadataService.ReleaseSlot:input_type -> mailstore.metadata.v1.ReleaseSlotRequest
+	83, // 84: mailstore.metadata.v1.MetadataService.RefreshSlots:input_type -> mailstore.metadata.v1.RefreshSlotsRequest
+	85, // 85: mailstore.metadata.v1.MetadataService.GetSlotTotal:input_type -> mailstore.metadata.v1.GetSlotTotalRequest
+	87, // 86: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
+	89, // 87: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
+	91, // 88: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
+	13, // 89: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
+	15, // 90: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
+	17, // 91: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
+	19, // 92: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
+	21, // 93: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
+	23, // 94: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
+	25, // 95: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
+	27, // 96: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
+	29, // 97: mailstore.metadata.v1.MetadataService.AddAlias:output_type -> mailstore.metadata.v1.AddAliasResponse
+	31, // 98: mailstore.metadata.v1.MetadataService.RemoveAlias:output_type -> mailstore.metadata.v1.RemoveAliasResponse
+	33, // 99: mailstore.metadata.v1.MetadataService.LookupAddress:output_type -> mailstore.metadata.v1.LookupAddressResponse
+	35, // 100: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
+	37, // 101: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
+	39, // 102: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
+	41, // 103: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
+	43, // 104: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
+	45, // 105: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
+	47, // 106: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
+	49, // 107: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
+	51, // 108: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
+	53, // 109: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
+	55, // 110: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
+	57, // 111: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
+	60, // 112: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
+	62, // 113: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
+	64, // 114: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
+	66, // 115: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
+	68, // 116: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
+	70, // 117: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
+	72, // 118: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
+	74, // 119: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
+	76, // 120: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
+	78, // 121: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
+	80, // 122: mailstore.metadata.v1.MetadataService.AcquireSlot:output_type -> mailstore.metadata.v1.AcquireSlotResponse
+	82, // 123: mailstore.metadata.v1.MetadataService.ReleaseSlot:output_type -> mailstore.metadata.v1.ReleaseSlotResponse
+	84, // 124: mailstore.metadata.v1.MetadataService.RefreshSlots:output_type -> mailstore.metadata.v1.RefreshSlotsResponse
+	86, // 125: mailstore.metadata.v1.MetadataService.GetSlotTotal:output_type -> mailstore.metadata.v1.GetSlotTotalResponse
+	88, // 126: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
+	90, // 127: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
+	92, // 128: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
+	89, // [89:129] is the sub-list for method output_type
+	49, // [49:89] is the sub-list for method input_type
+	49, // [49:49] is the sub-list for extension type_name
+	49, // [49:49] is the sub-list for extension extendee
+	0,  // [0:49] is the sub-list for field type_name
 }
 
 func init() { file_mailstore_metadata_v1_metadata_proto_init() }
@@ -5368,7 +5807,7 @@ func file_mailstore_metadata_v1_metadata_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_mailstore_metadata_v1_metadata_proto_rawDesc), len(file_mailstore_metadata_v1_metadata_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   82,
+			NumMessages:   90,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

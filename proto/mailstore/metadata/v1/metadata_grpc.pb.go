@@ -6,7 +6,7 @@
 
 // The metadata API of mailstore: the whole meta.Store contract (accounts,
 // mailboxes, the message index, change catch-up and events, leases, shared
-// counters, blob references) plus password authentication, served by the
+// counters, slots, blob references) plus password authentication, served by the
 // metadata service to the gateways. pkg/meta/grpcmeta is its only Go user:
 // the server adapter over a meta.Store and a client that is a meta.Store.
 //
@@ -32,7 +32,7 @@
 //   NOT_FOUND            NO_SUCH_ACCOUNT, NO_SUCH_MAILBOX, NO_SUCH_MESSAGE
 //   ALREADY_EXISTS       EXISTS
 //   INVALID_ARGUMENT     INVALID_ARGUMENT, INVALID_MAILBOX_NAME, INVALID_FLAG
-//   RESOURCE_EXHAUSTED   OVER_QUOTA
+//   RESOURCE_EXHAUSTED   OVER_QUOTA, LIMIT_REACHED
 //   FAILED_PRECONDITION  CONFLICT, LEASE_HELD, LEASE_LOST
 //   UNAUTHENTICATED      AUTH_FAILED
 //   PERMISSION_DENIED    ACCOUNT_DISABLED, NOT_PERMITTED
@@ -94,6 +94,10 @@ const (
 	MetadataService_ReleaseLease_FullMethodName      = "/mailstore.metadata.v1.MetadataService/ReleaseLease"
 	MetadataService_IncrCounter_FullMethodName       = "/mailstore.metadata.v1.MetadataService/IncrCounter"
 	MetadataService_GetCounter_FullMethodName        = "/mailstore.metadata.v1.MetadataService/GetCounter"
+	MetadataService_AcquireSlot_FullMethodName       = "/mailstore.metadata.v1.MetadataService/AcquireSlot"
+	MetadataService_ReleaseSlot_FullMethodName       = "/mailstore.metadata.v1.MetadataService/ReleaseSlot"
+	MetadataService_RefreshSlots_FullMethodName      = "/mailstore.metadata.v1.MetadataService/RefreshSlots"
+	MetadataService_GetSlotTotal_FullMethodName      = "/mailstore.metadata.v1.MetadataService/GetSlotTotal"
 	MetadataService_PendingBlobs_FullMethodName      = "/mailstore.metadata.v1.MetadataService/PendingBlobs"
 	MetadataService_ForgetBlobs_FullMethodName       = "/mailstore.metadata.v1.MetadataService/ForgetBlobs"
 	MetadataService_BlobReferenced_FullMethodName    = "/mailstore.metadata.v1.MetadataService/BlobReferenced"
@@ -223,6 +227,23 @@ type MetadataServiceClient interface {
 	IncrCounter(ctx context.Context, in *IncrCounterRequest, opts ...grpc.CallOption) (*IncrCounterResponse, error)
 	// GetCounter returns a counter's value, 0 if unset or expired.
 	GetCounter(ctx context.Context, in *GetCounterRequest, opts ...grpc.CallOption) (*GetCounterResponse, error)
+	// AcquireSlot adds one to holder's count of key if the total of the
+	// live counts of every holder is below limit, and returns the new
+	// total. At the limit it answers acquired = false with the total rather
+	// than an error status, so the total crosses the wire; the Go client
+	// turns that into LIMIT_REACHED (meta.ErrLimit). Errors:
+	// INVALID_ARGUMENT (empty key or holder, limit < 1, ttl <= 0).
+	AcquireSlot(ctx context.Context, in *AcquireSlotRequest, opts ...grpc.CallOption) (*AcquireSlotResponse, error)
+	// ReleaseSlot takes one from holder's count of key, never below 0;
+	// releasing an unknown or lapsed slot succeeds. Errors: INVALID_ARGUMENT.
+	ReleaseSlot(ctx context.Context, in *ReleaseSlotRequest, opts ...grpc.CallOption) (*ReleaseSlotResponse, error)
+	// RefreshSlots sets holder's counts under keys to lapse ttl from now;
+	// keys the holder has no count under are ignored. Errors:
+	// INVALID_ARGUMENT.
+	RefreshSlots(ctx context.Context, in *RefreshSlotsRequest, opts ...grpc.CallOption) (*RefreshSlotsResponse, error)
+	// GetSlotTotal returns the total of the live counts of key. Errors:
+	// INVALID_ARGUMENT.
+	GetSlotTotal(ctx context.Context, in *GetSlotTotalRequest, opts ...grpc.CallOption) (*GetSlotTotalResponse, error)
 	// PendingBlobs lists blobs of the account that lost their last
 	// reference before older_than. Errors: NO_SUCH_ACCOUNT (maybe).
 	PendingBlobs(ctx context.Context, in *PendingBlobsRequest, opts ...grpc.CallOption) (*PendingBlobsResponse, error)
@@ -597,6 +618,46 @@ func (c *metadataServiceClient) GetCounter(ctx context.Context, in *GetCounterRe
 	return out, nil
 }
 
+func (c *metadataServiceClient) AcquireSlot(ctx context.Context, in *AcquireSlotRequest, opts ...grpc.CallOption) (*AcquireSlotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AcquireSlotResponse)
+	err := c.cc.Invoke(ctx, MetadataService_AcquireSlot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metadataServiceClient) ReleaseSlot(ctx context.Context, in *ReleaseSlotRequest, opts ...grpc.CallOption) (*ReleaseSlotResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseSlotResponse)
+	err := c.cc.Invoke(ctx, MetadataService_ReleaseSlot_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metadataServiceClient) RefreshSlots(ctx context.Context, in *RefreshSlotsRequest, opts ...grpc.CallOption) (*RefreshSlotsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RefreshSlotsResponse)
+	err := c.cc.Invoke(ctx, MetadataService_RefreshSlots_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *metadataServiceClient) GetSlotTotal(ctx context.Context, in *GetSlotTotalRequest, opts ...grpc.CallOption) (*GetSlotTotalResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetSlotTotalResponse)
+	err := c.cc.Invoke(ctx, MetadataService_GetSlotTotal_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *metadataServiceClient) PendingBlobs(ctx context.Context, in *PendingBlobsRequest, opts ...grpc.CallOption) (*PendingBlobsResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(PendingBlobsResponse)
@@ -751,6 +812,23 @@ type MetadataServiceServer interface {
 	IncrCounter(context.Context, *IncrCounterRequest) (*IncrCounterResponse, error)
 	// GetCounter returns a counter's value, 0 if unset or expired.
 	GetCounter(context.Context, *GetCounterRequest) (*GetCounterResponse, error)
+	// AcquireSlot adds one to holder's count of key if the total of the
+	// live counts of every holder is below limit, and returns the new
+	// total. At the limit it answers acquired = false with the total rather
+	// than an error status, so the total crosses the wire; the Go client
+	// turns that into LIMIT_REACHED (meta.ErrLimit). Errors:
+	// INVALID_ARGUMENT (empty key or holder, limit < 1, ttl <= 0).
+	AcquireSlot(context.Context, *AcquireSlotRequest) (*AcquireSlotResponse, error)
+	// ReleaseSlot takes one from holder's count of key, never below 0;
+	// releasing an unknown or lapsed slot succeeds. Errors: INVALID_ARGUMENT.
+	ReleaseSlot(context.Context, *ReleaseSlotRequest) (*ReleaseSlotResponse, error)
+	// RefreshSlots sets holder's counts under keys to lapse ttl from now;
+	// keys the holder has no count under are ignored. Errors:
+	// INVALID_ARGUMENT.
+	RefreshSlots(context.Context, *RefreshSlotsRequest) (*RefreshSlotsResponse, error)
+	// GetSlotTotal returns the total of the live counts of key. Errors:
+	// INVALID_ARGUMENT.
+	GetSlotTotal(context.Context, *GetSlotTotalRequest) (*GetSlotTotalResponse, error)
 	// PendingBlobs lists blobs of the account that lost their last
 	// reference before older_than. Errors: NO_SUCH_ACCOUNT (maybe).
 	PendingBlobs(context.Context, *PendingBlobsRequest) (*PendingBlobsResponse, error)
@@ -866,6 +944,18 @@ func (UnimplementedMetadataServiceServer) IncrCounter(context.Context, *IncrCoun
 }
 func (UnimplementedMetadataServiceServer) GetCounter(context.Context, *GetCounterRequest) (*GetCounterResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetCounter not implemented")
+}
+func (UnimplementedMetadataServiceServer) AcquireSlot(context.Context, *AcquireSlotRequest) (*AcquireSlotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AcquireSlot not implemented")
+}
+func (UnimplementedMetadataServiceServer) ReleaseSlot(context.Context, *ReleaseSlotRequest) (*ReleaseSlotResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReleaseSlot not implemented")
+}
+func (UnimplementedMetadataServiceServer) RefreshSlots(context.Context, *RefreshSlotsRequest) (*RefreshSlotsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RefreshSlots not implemented")
+}
+func (UnimplementedMetadataServiceServer) GetSlotTotal(context.Context, *GetSlotTotalRequest) (*GetSlotTotalResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetSlotTotal not implemented")
 }
 func (UnimplementedMetadataServiceServer) PendingBlobs(context.Context, *PendingBlobsRequest) (*PendingBlobsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method PendingBlobs not implemented")
@@ -1470,6 +1560,78 @@ func _MetadataService_GetCounter_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _MetadataService_AcquireSlot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AcquireSlotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).AcquireSlot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_AcquireSlot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).AcquireSlot(ctx, req.(*AcquireSlotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetadataService_ReleaseSlot_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseSlotRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).ReleaseSlot(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_ReleaseSlot_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).ReleaseSlot(ctx, req.(*ReleaseSlotRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetadataService_RefreshSlots_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RefreshSlotsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).RefreshSlots(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_RefreshSlots_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).RefreshSlots(ctx, req.(*RefreshSlotsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _MetadataService_GetSlotTotal_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetSlotTotalRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(MetadataServiceServer).GetSlotTotal(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: MetadataService_GetSlotTotal_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(MetadataServiceServer).GetSlotTotal(ctx, req.(*GetSlotTotalRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _MetadataService_PendingBlobs_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(PendingBlobsRequest)
 	if err := dec(in); err != nil {
@@ -1650,6 +1812,22 @@ var MetadataService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCounter",
 			Handler:    _MetadataService_GetCounter_Handler,
+		},
+		{
+			MethodName: "AcquireSlot",
+			Handler:    _MetadataService_AcquireSlot_Handler,
+		},
+		{
+			MethodName: "ReleaseSlot",
+			Handler:    _MetadataService_ReleaseSlot_Handler,
+		},
+		{
+			MethodName: "RefreshSlots",
+			Handler:    _MetadataService_RefreshSlots_Handler,
+		},
+		{
+			MethodName: "GetSlotTotal",
+			Handler:    _MetadataService_GetSlotTotal_Handler,
 		},
 		{
 			MethodName: "PendingBlobs",
