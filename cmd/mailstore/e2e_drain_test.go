@@ -23,7 +23,7 @@ func TestDrainIdleSessions(t *testing.T) {
 		"-metadata.listen-address="+metaAddr, "-metadata.address="+metaAddr,
 		"-blob.listen-address="+blobAddr, "-blob.address="+blobAddr,
 		"-imap.listen-address="+imapAddr, "-pop3.listen-address="+freeAddr(t),
-		"-imap.max-connections-per-ip=0", fmt.Sprintf("-server.drain-window=%v", window))
+		"-imap.max-connections-per-ip=0", "-imap.max-connections-per-account=0", fmt.Sprintf("-server.drain-window=%v", window))
 	mailctl(t, metaAddr, "pw\n", false, "account", "add", "drain@example.com", "--password-stdin")
 
 	conns := make([]*bufio.Reader, sessions)

@@ -36,6 +36,11 @@ type Server struct {
 	// server's listeners (0: no bound). A connection over the bound is
 	// handed to Refuse instead of getting a session.
 	MaxPerIP int
+	// Admit, when set, is asked for each connection's client IP before it
+	// gets a session (limits shared by several pods); ok false refuses the
+	// connection like MaxPerIP, and release is called when the session
+	// ends. It runs on the connection's goroutine and may block briefly.
+	Admit func(ip string) (release func(), ok bool)
 	// WrapConn, when set, wraps each accepted connection before anything
 	// else (before TLS), e.g. to count its bytes on the wire.
 	WrapConn func(net.Conn) net.Conn
@@ -106,11 +111,7 @@ func (s *Server) handle(c net.Conn, tlsConfig *tls.Config, newSession func(c net
 	}
 	if s.MaxPerIP > 0 && s.perIP[ip] >= s.MaxPerIP {
 		s.mu.Unlock()
-		defer c.Close()
-		if s.Refuse != nil {
-			_ = c.SetDeadline(time.Now().Add(refuseTimeout))
-			s.Refuse(c)
-		}
+		s.refuse(c)
 		return
 	}
 	if s.sessions == nil {
@@ -125,6 +126,16 @@ func (s *Server) handle(c net.Conn, tlsConfig *tls.Config, newSession func(c net
 			delete(s.perIP, ip)
 		}
 		s.mu.Unlock()
+	}
+	if s.Admit != nil {
+		admitted, ok := s.Admit(ip)
+		if !ok {
+			release()
+			s.refuse(c)
+			return
+		}
+		local := release
+		release = func() { admitted(); local() }
 	}
 	if tlsConfig != nil {
 		c = tls.Server(c, tlsConfig)
@@ -145,6 +156,15 @@ func (s *Server) handle(c net.Conn, tlsConfig *tls.Config, newSession func(c net
 	delete(s.sessions, sess)
 	s.mu.Unlock()
 	release()
+}
+
+// refuse tells a connection over a limit why, briefly, and closes it.
+func (s *Server) refuse(c net.Conn) {
+	defer c.Close()
+	if s.Refuse != nil {
+		_ = c.SetDeadline(time.Now().Add(refuseTimeout))
+		s.Refuse(c)
+	}
 }
 
 // clientIP is the connection's remote IP address ("" when it has none).

@@ -110,6 +110,13 @@ func (s *session) login(ctx context.Context, user, pass string) error {
 	case err != nil:
 		return err
 	}
+	if g := s.gw; g.limits != nil && g.cfg.MaxConnsPerAccount > 0 {
+		release, ok := g.limits.Acquire(ctx, "conn/imap/acct/"+string(acct.ID), int64(g.cfg.MaxConnsPerAccount))
+		if !ok {
+			return no("LIMIT", "Too many sessions for this account; log out elsewhere first")
+		}
+		s.releaseAcct = release
+	}
 	s.acct = acct
 	s.state = stateAuth
 	s.watch = s.gw.hub.subscribe(acct.ID)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/certreload"
+	"github.com/mailstore/mailstore/pkg/connlimit"
 	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/ingest"
@@ -56,8 +57,12 @@ type Config struct {
 	// WriteTimeout bounds each write to a client, so a client that stops
 	// reading cannot hold a session (and its goroutine) forever.
 	WriteTimeout time.Duration
-	// MaxConnsPerIP bounds the connections from one client address.
+	// MaxConnsPerIP bounds the connections from one client address,
+	// across every pod sharing the metadata store.
 	MaxConnsPerIP int
+	// MaxConnsPerAccount bounds the sessions logged in to one account,
+	// across pods.
+	MaxConnsPerAccount int
 	// DrainWindow spreads the sessions' shutdown when the gateway stops
 	// (set from -server.drain-window).
 	DrainWindow time.Duration
@@ -78,7 +83,8 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.IntVar(&c.MaxAuthFailures, "imap.auth.max-failures", 5, "Failed authentications after which a connection is closed.")
 	f.DurationVar(&c.AuthFailureDelay, "imap.auth.failure-delay", 250*time.Millisecond, "Delay of the answer to a failed authentication, doubling with each failure on the connection (at most 5s).")
 	f.DurationVar(&c.WriteTimeout, "imap.write-timeout", 2*time.Minute, "How long a write to a client may block before the session is dropped.")
-	f.IntVar(&c.MaxConnsPerIP, "imap.max-connections-per-ip", 50, "Most IMAP connections from one client IP address to this gateway (0: no bound).")
+	f.IntVar(&c.MaxConnsPerIP, "imap.max-connections-per-ip", 25, "Most IMAP connections from one client IP address, across every IMAP pod (0: no bound).")
+	f.IntVar(&c.MaxConnsPerAccount, "imap.max-connections-per-account", 100, "Most IMAP sessions logged in to one account, across every IMAP pod (0: no bound).")
 }
 
 // Validate checks the configuration.
@@ -110,6 +116,9 @@ func (c *Config) Validate() error {
 	if c.MaxConnsPerIP < 0 {
 		return errors.New("-imap.max-connections-per-ip: must not be negative")
 	}
+	if c.MaxConnsPerAccount < 0 {
+		return errors.New("-imap.max-connections-per-account: must not be negative")
+	}
 	return nil
 }
 
@@ -133,6 +142,10 @@ type Gateway struct {
 	hub    *hub
 
 	conns connserve.Server
+	// limits holds this pod's share of the limits kept in the metadata
+	// store (connections per IP and per account across pods).
+	limits     *connlimit.Keeper
+	stopLimits context.CancelFunc
 }
 
 // New builds a gateway; Serve and Run start it.
@@ -147,6 +160,17 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g.conns.MaxPerIP = cfg.MaxConnsPerIP
 	g.conns.DrainWindow = cfg.DrainWindow
 	g.conns.WrapConn = deps.Metrics.Conn
+	if ls, ok := deps.Meta.(connlimit.Store); ok {
+		g.limits = connlimit.New(ls, connlimit.Holder("imap"), connlimit.DefaultTTL, deps.Logger)
+		var ctx context.Context
+		ctx, g.stopLimits = context.WithCancel(context.Background())
+		go g.limits.Run(ctx)
+		if cfg.MaxConnsPerIP > 0 {
+			// The shared limit replaces the pod-local one.
+			g.conns.Admit = g.limits.Admitter("conn/imap/ip/", int64(cfg.MaxConnsPerIP))
+			g.conns.MaxPerIP = 0
+		}
+	}
 	g.conns.Refuse = func(c net.Conn) {
 		deps.Metrics.Refused()
 		_, _ = io.WriteString(c, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
@@ -187,4 +211,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) err
 func (g *Gateway) shutdown() {
 	g.conns.Shutdown()
 	g.hub.close()
+	if g.stopLimits != nil {
+		g.stopLimits()
+	}
 }

@@ -59,6 +59,8 @@ type session struct {
 	// saved is the SEARCHRES result ($), as UIDs (RFC 5182).
 	saved mail.UIDSet
 	watch *hubSub
+	// releaseAcct gives back the session's slot of the per-account limit.
+	releaseAcct func()
 	// notify is the NOTIFY (RFC 5465) state; nil without NOTIFY SET.
 	notify *notifier
 
@@ -108,6 +110,9 @@ func (s *session) close() {
 		s.cancel()
 		if s.watch != nil {
 			s.gw.hub.unsubscribe(s.watch)
+		}
+		if s.releaseAcct != nil {
+			s.releaseAcct()
 		}
 		_ = s.conn.Close()
 	})

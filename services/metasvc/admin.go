@@ -347,7 +347,7 @@ func (a *admin) toStatus(err error) error {
 	case errors.Is(err, meta.ErrInvalidArgument), errors.Is(err, mail.ErrInvalidMailboxName),
 		errors.Is(err, mail.ErrInvalidFlag), errors.Is(err, blob.ErrInvalidArgument):
 		code = codes.InvalidArgument
-	case errors.Is(err, meta.ErrOverQuota):
+	case errors.Is(err, meta.ErrOverQuota), errors.Is(err, meta.ErrLimit):
 		code = codes.ResourceExhausted
 	case errors.Is(err, meta.ErrLeaseHeld):
 		code = codes.FailedPrecondition

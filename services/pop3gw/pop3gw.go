@@ -31,6 +31,7 @@ import (
 
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/certreload"
+	"github.com/mailstore/mailstore/pkg/connlimit"
 	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/mail"
@@ -67,7 +68,8 @@ type Config struct {
 	// doubling with each further one (at most 5s).
 	MaxAuthFailures  int
 	AuthFailureDelay time.Duration
-	// MaxConnsPerIP bounds the connections from one client address.
+	// MaxConnsPerIP bounds the connections from one client address,
+	// across every pod sharing the metadata store.
 	MaxConnsPerIP int
 	// DrainWindow spreads the sessions' shutdown when the gateway stops
 	// (set from -server.drain-window).
@@ -100,7 +102,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.WriteTimeout, "pop3.write-timeout", 2*time.Minute, "How long a write to a client may block before the session is dropped.")
 	f.IntVar(&c.MaxAuthFailures, "pop3.auth.max-failures", 5, "Failed authentications after which a connection is closed.")
 	f.DurationVar(&c.AuthFailureDelay, "pop3.auth.failure-delay", 250*time.Millisecond, "Delay of the answer to a failed authentication, doubling with each failure on the connection (at most 5s).")
-	f.IntVar(&c.MaxConnsPerIP, "pop3.max-connections-per-ip", 50, "Most POP3 connections from one client IP address to this gateway (0: no bound).")
+	f.IntVar(&c.MaxConnsPerIP, "pop3.max-connections-per-ip", 25, "Most POP3 connections from one client IP address, across every POP3 pod (0: no bound).")
 	f.Float64Var(&c.CommandRate, "pop3.command-rate", 1000, "Commands per second a session may send after a burst; a faster client is slowed down, not refused (0: unpaced).")
 	f.IntVar(&c.CommandBurst, "pop3.command-burst", 20000, "Commands a session may send at once before -pop3.command-rate paces it (20,000 lets a client RETR and DELE 10,000 messages in one go).")
 	f.StringVar(&c.Keep, "pop3.keep", "none", "Server-wide leave-on-server policy for accounts without their own: none (DELE removes, RFC 1939), forever (DELE only hides the message from POP3), or Nd (kept N days after first retrieval, then removed by the metadata service's reaper). Set it the same on metadata and POP3 pods.")
@@ -198,6 +200,10 @@ type Gateway struct {
 	sizes  *sizeCache
 
 	conns connserve.Server
+	// limits holds this pod's share of the limits kept in the metadata
+	// store (connections per IP and per account across pods).
+	limits     *connlimit.Keeper
+	stopLimits context.CancelFunc
 }
 
 // New builds a gateway; Serve starts it.
@@ -218,6 +224,17 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g.conns.MaxPerIP = cfg.MaxConnsPerIP
 	g.conns.DrainWindow = cfg.DrainWindow
 	g.conns.WrapConn = deps.Metrics.Conn
+	if ls, ok := deps.Meta.(connlimit.Store); ok {
+		g.limits = connlimit.New(ls, connlimit.Holder("pop3"), connlimit.DefaultTTL, deps.Logger)
+		var ctx context.Context
+		ctx, g.stopLimits = context.WithCancel(context.Background())
+		go g.limits.Run(ctx)
+		if cfg.MaxConnsPerIP > 0 {
+			// The shared limit replaces the pod-local one.
+			g.conns.Admit = g.limits.Admitter("conn/pop3/ip/", int64(cfg.MaxConnsPerIP))
+			g.conns.MaxPerIP = 0
+		}
+	}
 	g.conns.Refuse = func(c net.Conn) {
 		deps.Metrics.Refused()
 		_, _ = io.WriteString(c, "-ERR [SYS/TEMP] Too many connections from your address\r\n")
@@ -259,6 +276,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) err
 // shutdown tells every session to end and waits for them.
 func (g *Gateway) shutdown() {
 	g.conns.Shutdown()
+	if g.stopLimits != nil {
+		g.stopLimits()
+	}
 }
 
 // sizeCache remembers wire sizes by blob: blobs are immutable, so a size
