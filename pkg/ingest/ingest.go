@@ -9,6 +9,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -118,6 +119,13 @@ type Target struct {
 	// MailboxName is recorded in the blob's recovery metadata.
 	MailboxName string
 	Flags       []mail.Flag
+	// Prefix is stored before the body for this target only: header
+	// fields a delivery agent adds, complete lines each ending with a line
+	// break (Delivered-To differs per LMTP recipient). The entry's
+	// structure covers it (mime.Structure.WithPrefix), so the body is
+	// still parsed once per delivery. MaxMessageSize bounds the body as
+	// received; the prefix comes on top.
+	Prefix []byte
 }
 
 // Request is one message for one mailbox.
@@ -163,8 +171,15 @@ func (g *Ingester) Ingest(ctx context.Context, req Request) (Result, error) {
 		date = now
 	}
 	sc := mime.NewScanner(g.cfg.Limits)
-	r := &meteredReader{r: req.Body, w: sc, max: g.cfg.MaxMessageSize}
-	id, n, err := g.put(ctx, req.Target, date, now, r, req.Size)
+	body, size := req.Body, req.Size
+	if p := len(req.Prefix); p > 0 {
+		body = io.MultiReader(bytes.NewReader(req.Prefix), body)
+		if size >= 0 {
+			size += int64(p)
+		}
+	}
+	r := &meteredReader{r: body, w: sc, max: g.maxStored(req.Target)}
+	id, n, err := g.put(ctx, req.Target, date, now, r, size)
 	if err != nil {
 		return Result{}, err
 	}
@@ -188,6 +203,12 @@ func (g *Ingester) Ingest(ctx context.Context, req Request) (Result, error) {
 	return Result{Appended: app, Blob: id, Size: n, Structure: st}, nil
 }
 
+// maxStored is the largest blob stored for t: the message limit plus the
+// target's prefix.
+func (g *Ingester) maxStored(t Target) int64 {
+	return g.cfg.MaxMessageSize + int64(len(t.Prefix))
+}
+
 func (g *Ingester) checkSize(size int64) error {
 	if size > g.cfg.MaxMessageSize {
 		return fmt.Errorf("ingest message of %d bytes, limit %d: %w", size, g.cfg.MaxMessageSize, blob.ErrTooLarge)
@@ -200,11 +221,11 @@ func (g *Ingester) checkSize(size int64) error {
 func (g *Ingester) put(ctx context.Context, t Target, date, now time.Time, r *meteredReader, size int64) (mail.BlobID, int64, error) {
 	id := blob.NewBlobID(now)
 	m := blob.Meta{Account: t.Account, InternalDate: date, Mailbox: t.MailboxName, Flags: t.Flags}
-	info, err := g.blobs.Put(ctx, t.Account, id, r, m, blob.PutOptions{Size: size, MaxSize: g.cfg.MaxMessageSize})
+	info, err := g.blobs.Put(ctx, t.Account, id, r, m, blob.PutOptions{Size: size, MaxSize: r.max})
 	switch {
 	case r.tooLarge && err == nil:
 		g.deleteBlob(ctx, t.Account, id) // the store ignored our error
-		err = fmt.Errorf("message over %d bytes: %w", g.cfg.MaxMessageSize, blob.ErrTooLarge)
+		err = fmt.Errorf("message over %d bytes: %w", r.max, blob.ErrTooLarge)
 	case r.tooLarge && !errors.Is(err, blob.ErrTooLarge):
 		// Our own limit tripped: make sure the error says so.
 		err = fmt.Errorf("%w (%v)", blob.ErrTooLarge, err)

@@ -40,11 +40,12 @@ type TargetResult struct {
 }
 
 // IngestMany stores one message for every target: the body is parsed once,
-// then for each target uploaded as its own blob and committed as its own
-// entry, with the same write order as Ingest. The error is for what fails
-// every target (too large, a read or spool error) and then nothing is
-// stored; otherwise each target has its own result. The Structure of the
-// results is shared; callers must not change it.
+// then for each target uploaded as its own blob (after the target's
+// Prefix) and committed as its own entry, with the same write order as
+// Ingest. The error is for what fails every target (too large, a read or
+// spool error) and then nothing is stored; otherwise each target has its
+// own result. The Structure of the results may be shared; callers must not
+// change it.
 func (g *Ingester) IngestMany(ctx context.Context, d Delivery) ([]TargetResult, error) {
 	if d.Body == nil {
 		return nil, fmt.Errorf("ingest: %w: no body", blob.ErrInvalidArgument)
@@ -69,7 +70,7 @@ func (g *Ingester) IngestMany(ctx context.Context, d Delivery) ([]TargetResult, 
 		}
 		src, size = ra, r.n
 	} else {
-		sp := &spool{max: g.cfg.SpoolMemory, dir: g.cfg.SpoolDir}
+		sp := g.NewSpool()
 		defer sp.Close()
 		if d.Size >= 0 && d.Size <= sp.max {
 			sp.mem = make([]byte, 0, d.Size)
@@ -91,16 +92,32 @@ func (g *Ingester) IngestMany(ctx context.Context, d Delivery) ([]TargetResult, 
 	if err != nil {
 		return nil, fmt.Errorf("encode message structure: %w", err)
 	}
+	// Targets with a prefix of the same length share one shifted
+	// structure (LMTP's added fields often differ only in content).
+	shifted := map[int]shiftedStructure{0: {st, enc}}
 
 	results := make([]TargetResult, len(d.Targets))
 	for i, t := range d.Targets {
-		r := &meteredReader{r: io.NewSectionReader(src, 0, size), max: g.cfg.MaxMessageSize}
-		id, n, err := g.put(ctx, t, date, now, r, size)
+		ss, ok := shifted[len(t.Prefix)]
+		if !ok {
+			ss.st = st.WithPrefix(int64(len(t.Prefix)))
+			if ss.enc, err = mime.MarshalStructure(ss.st); err != nil {
+				results[i].Err = fmt.Errorf("encode message structure: %w", err)
+				continue
+			}
+			shifted[len(t.Prefix)] = ss
+		}
+		var body io.Reader = io.NewSectionReader(src, 0, size)
+		if len(t.Prefix) > 0 {
+			body = io.MultiReader(bytes.NewReader(t.Prefix), body)
+		}
+		r := &meteredReader{r: body, max: g.maxStored(t)}
+		id, n, err := g.put(ctx, t, date, now, r, size+int64(len(t.Prefix)))
 		if err != nil {
 			results[i].Err = err
 			continue
 		}
-		app, err := g.append(ctx, t, date, n, id, enc)
+		app, err := g.append(ctx, t, date, n, id, ss.enc)
 		if err != nil {
 			results[i].Err = err
 			if !Refused(err) {
@@ -108,23 +125,40 @@ func (g *Ingester) IngestMany(ctx context.Context, d Delivery) ([]TargetResult, 
 			}
 			continue
 		}
-		results[i].Result = Result{Appended: app, Blob: id, Size: n, Structure: st}
+		results[i].Result = Result{Appended: app, Blob: id, Size: n, Structure: ss.st}
 	}
 	return results, nil
 }
 
-// spool keeps a body for reading several times: in memory up to max bytes,
-// then in an unlinked temporary file.
-type spool struct {
+type shiftedStructure struct {
+	st  *mime.Structure
+	enc []byte
+}
+
+// Spool keeps a message for reading several times: in memory up to
+// Config.SpoolMemory bytes, then in an unlinked temporary file in
+// Config.SpoolDir. A caller that must read a body before ingesting it (the
+// LMTP gateway hashes it and runs Sieve on its header) spools it once and
+// hands Reader to IngestMany, which then reads it at offsets instead of
+// copying it again. Close it when done.
+type Spool struct {
 	max int64
 	dir string
 	mem []byte
 	f   *os.File
+	n   int64
 }
 
-func (s *spool) Write(p []byte) (int, error) {
+// NewSpool returns an empty spool with the Ingester's spool settings.
+func (g *Ingester) NewSpool() *Spool {
+	return &Spool{max: g.cfg.SpoolMemory, dir: g.cfg.SpoolDir}
+}
+
+// Write appends p.
+func (s *Spool) Write(p []byte) (int, error) {
 	if s.f == nil && int64(len(s.mem)+len(p)) <= s.max {
 		s.mem = append(s.mem, p...)
+		s.n += int64(len(p))
 		return len(p), nil
 	}
 	if s.f == nil {
@@ -142,20 +176,31 @@ func (s *spool) Write(p []byte) (int, error) {
 		s.mem = nil
 	}
 	n, err := s.f.Write(p)
+	s.n += int64(n)
 	if err != nil {
 		return n, fmt.Errorf("write spool file: %w", err)
 	}
 	return n, nil
 }
 
-func (s *spool) readerAt() io.ReaderAt {
+// Size is the number of bytes written.
+func (s *Spool) Size() int64 { return s.n }
+
+// Reader reads what was written so far, from the start; each call returns
+// a new reader. It is an io.ReaderAt too, so IngestMany does not copy it.
+func (s *Spool) Reader() *io.SectionReader {
+	return io.NewSectionReader(s.readerAt(), 0, s.n)
+}
+
+func (s *Spool) readerAt() io.ReaderAt {
 	if s.f != nil {
 		return s.f
 	}
 	return bytes.NewReader(s.mem)
 }
 
-func (s *spool) Close() error {
+// Close releases the memory or the file.
+func (s *Spool) Close() error {
 	if s.f == nil {
 		s.mem = nil
 		return nil

@@ -1,0 +1,155 @@
+package lmtpgw
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+)
+
+// go-smtp owns the protocol loop but only offers Server.Serve(listener):
+// it has no way to serve one connection that someone else accepted. The
+// gateway still wants connserve's accept loop (the per-IP bound with a
+// refusal, the drain on shutdown, shared with the other gateways), so
+// connserve accepts, and each admitted connection is handed to go-smtp
+// through a feed: a net.Listener whose Accept returns the connections
+// pushed into it. The connserve session lasts until go-smtp closes the
+// connection.
+
+// feed is a net.Listener fed by connserve sessions.
+type feed struct {
+	addr net.Addr
+	ch   chan net.Conn
+	done chan struct{}
+	once sync.Once
+}
+
+func newFeed(addr net.Addr) *feed {
+	return &feed{addr: addr, ch: make(chan net.Conn), done: make(chan struct{})}
+}
+
+func (f *feed) Accept() (net.Conn, error) {
+	select {
+	case c := <-f.ch:
+		return c, nil
+	case <-f.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (f *feed) Close() error {
+	f.once.Do(func() { close(f.done) })
+	return nil
+}
+
+func (f *feed) Addr() net.Addr { return f.addr }
+
+// push hands c to go-smtp; false once the feed is closed.
+func (f *feed) push(c net.Conn) bool {
+	select {
+	case f.ch <- c:
+		return true
+	case <-f.done:
+		return false
+	}
+}
+
+// connSession is the connserve side of one connection.
+type connSession struct {
+	feed *feed
+	conn *lmtpConn
+}
+
+// newConnSession wraps c; ctx is the Serve context without its
+// cancellation, so a drain lets a running delivery finish.
+func newConnSession(ctx context.Context, g *Gateway, f *feed, c net.Conn) *connSession {
+	return &connSession{feed: f, conn: newLMTPConn(ctx, c, g.cfg.IdleTimeout)}
+}
+
+// Serve hands the connection to go-smtp and waits until it is closed.
+func (s *connSession) Serve() {
+	if !s.feed.push(s.conn) {
+		s.conn.Close()
+		return
+	}
+	<-s.conn.closed
+}
+
+// Shutdown closes the connection now if no message is being delivered on
+// it, else right after the replies to that delivery are written.
+func (s *connSession) Shutdown() { s.conn.shutdown() }
+
+// lmtpConn is a connection with an idle timeout on every read, a hard
+// deadline during a message transfer, and a graceful close for drains.
+type lmtpConn struct {
+	net.Conn
+	ctx    context.Context // the session's parent
+	idle   time.Duration
+	closed chan struct{}
+	once   sync.Once
+
+	mu       sync.Mutex
+	hard     time.Time // zero: none
+	busy     bool      // a delivery is running on the connection
+	draining bool
+}
+
+func newLMTPConn(ctx context.Context, c net.Conn, idle time.Duration) *lmtpConn {
+	return &lmtpConn{Conn: c, ctx: ctx, idle: idle, closed: make(chan struct{})}
+}
+
+// Read refreshes the idle deadline first, so a client is cut off after
+// being silent for the idle timeout whether between commands or within
+// DATA, and a slow trickle cannot outlast the hard deadline of a transfer.
+func (c *lmtpConn) Read(p []byte) (int, error) {
+	d := time.Now().Add(c.idle)
+	c.mu.Lock()
+	if !c.hard.IsZero() && c.hard.Before(d) {
+		d = c.hard
+	}
+	c.mu.Unlock()
+	if err := c.Conn.SetReadDeadline(d); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *lmtpConn) Close() error {
+	err := net.ErrClosed
+	c.once.Do(func() {
+		err = c.Conn.Close()
+		close(c.closed)
+	})
+	return err
+}
+
+// beginDelivery marks a delivery running, with a hard read deadline.
+func (c *lmtpConn) beginDelivery(deadline time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.busy = true
+	c.hard = deadline
+}
+
+// endDelivery is called once the delivery's replies are written; it
+// closes a connection whose shutdown waited for them.
+func (c *lmtpConn) endDelivery() {
+	c.mu.Lock()
+	c.busy = false
+	c.hard = time.Time{}
+	closeNow := c.draining
+	c.mu.Unlock()
+	if closeNow {
+		c.Close()
+	}
+}
+
+func (c *lmtpConn) shutdown() {
+	c.mu.Lock()
+	c.draining = true
+	busy := c.busy
+	c.mu.Unlock()
+	if !busy {
+		c.Close()
+	}
+}
