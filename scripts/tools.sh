@@ -47,10 +47,14 @@ as_root() {
   fi
 }
 
-# --- apt packages: redis-server (with redis-cli), protobuf-compiler -------
+# --- apt packages: redis-server (with redis-cli), swaks, protobuf-compiler -
 apt_pkgs=()
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   apt_pkgs+=(redis-server)
+fi
+# swaks: an LMTP client the tests deliver with, as MTAs' admins do.
+if ! command -v swaks >/dev/null; then
+  apt_pkgs+=(swaks)
 fi
 if [ "$with_protoc" -eq 1 ] && ! command -v protoc >/dev/null; then
   apt_pkgs+=(protobuf-compiler)

@@ -120,7 +120,9 @@ func (p *proc) start() {
 	p.out = &lockedBuffer{}
 	args := append([]string{"-server.http-listen-address=" + p.http, "-log.format=text", "-log.level=warn",
 		// Short drains keep stops quick; a test may set its own (the last wins).
-		"-server.drain-window=500ms"}, p.args...)
+		"-server.drain-window=500ms",
+		// No fixed port (target=all runs an LMTP gateway); a test may set its own.
+		"-lmtp.listen-address=" + freeAddr(p.t)}, p.args...)
 	p.cmd = exec.Command(filepath.Join(binaries(p.t), "mailstore"), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	p.cmd.Env = append(os.Environ(), p.env...)

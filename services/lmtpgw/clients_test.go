@@ -3,6 +3,7 @@ package lmtpgw
 import (
 	"encoding/json"
 	"net"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -78,6 +79,9 @@ func TestSmtplib(t *testing.T) {
 func TestSwaks(t *testing.T) {
 	swaks, err := exec.LookPath("swaks")
 	if err != nil {
+		if os.Getenv("MAILSTORE_REQUIRE_SERVERS") == "1" {
+			t.Fatal("swaks not installed (scripts/tools.sh installs it)")
+		}
 		t.Skip("swaks not installed")
 	}
 	e := newEnv(t)

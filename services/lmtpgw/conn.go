@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/mailstore/mailstore/pkg/gwmetrics"
 )
 
 // go-smtp owns the protocol loop but only offers Server.Serve(listener):
@@ -56,18 +58,20 @@ func (f *feed) push(c net.Conn) bool {
 
 // connSession is the connserve side of one connection.
 type connSession struct {
-	feed *feed
-	conn *lmtpConn
+	feed    *feed
+	conn    *lmtpConn
+	metrics *gwmetrics.Gateway
 }
 
 // newConnSession wraps c; ctx is the Serve context without its
 // cancellation, so a drain lets a running delivery finish.
 func newConnSession(ctx context.Context, g *Gateway, f *feed, c net.Conn) *connSession {
-	return &connSession{feed: f, conn: newLMTPConn(ctx, c, g.cfg.IdleTimeout)}
+	return &connSession{feed: f, conn: newLMTPConn(ctx, c, g.cfg.IdleTimeout), metrics: g.deps.Metrics}
 }
 
 // Serve hands the connection to go-smtp and waits until it is closed.
 func (s *connSession) Serve() {
+	defer s.metrics.SessionStarted()()
 	if !s.feed.push(s.conn) {
 		s.conn.Close()
 		return

@@ -79,6 +79,8 @@ func (g *Gateway) receiveError(id string, err error) error {
 type plan struct {
 	targets []target
 	err     error // the reply when nothing is stored
+	// duplicate: every target was stored by an earlier attempt.
+	duplicate bool
 }
 
 // deliver receives the body and stores it for every recipient, setting
@@ -108,7 +110,9 @@ func (g *Gateway) deliver(ctx context.Context, tx *transaction, r io.Reader, sta
 			plans[i].err = errTemp
 			continue
 		}
+		planned := len(ts)
 		ts, err = g.notYetDelivered(ctx, rc.account.ID, key, ts)
+		plans[i].duplicate = planned > 0 && len(ts) == 0
 		if err != nil {
 			g.logger.Warn("check delivery marker", "session", tx.id, "rcpt", rc.addr, "account", rc.account.ID, "err", err)
 			plans[i].err = errTemp
@@ -159,9 +163,29 @@ func (g *Gateway) deliver(ctx context.Context, tx *transaction, r io.Reader, sta
 		if reply == delivered {
 			g.logger.Info("delivered", "session", tx.id, "rcpt", rc.addr, "account", rc.account.ID, "copies", len(plans[i].targets), "size", msg.size)
 		}
+		g.deps.Metrics.Delivery(outcome(reply, plans[i]))
 		status.SetStatus(rc.addr, reply)
 	}
 	return nil
+}
+
+// outcome names a recipient's delivery outcome for the metrics.
+func outcome(reply *smtp.SMTPError, p plan) string {
+	switch {
+	case reply == delivered && p.duplicate:
+		return "duplicate"
+	case reply == delivered && len(p.targets) == 0:
+		return "discarded"
+	case reply == delivered:
+		return "stored"
+	case reply == errTooLarge:
+		return "too_large"
+	case reply.EnhancedCode == smtp.EnhancedCode{5, 2, 2} || reply.EnhancedCode == smtp.EnhancedCode{4, 2, 2}:
+		return "over_quota"
+	case reply.Temporary():
+		return "temp_failure"
+	}
+	return "refused"
 }
 
 // storeError maps an ingest failure to a reply.

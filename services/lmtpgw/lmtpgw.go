@@ -38,6 +38,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/mailstore/mailstore/pkg/connserve"
+	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/pkg/mail"
 	"github.com/mailstore/mailstore/pkg/meta"
@@ -183,6 +184,8 @@ type Deps struct {
 	Logger *slog.Logger
 	// Clock defaults to time.Now (the date of the Received field).
 	Clock func() time.Time
+	// Metrics, when set, records sessions, bytes and deliveries by outcome.
+	Metrics *gwmetrics.Gateway
 }
 
 // Gateway serves LMTP.
@@ -214,7 +217,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, now: deps.Clock, scripts: newScriptCache(1024)}
 	g.tcpConns.MaxPerIP = cfg.MaxConnsPerIP
 	g.tcpConns.DrainWindow = cfg.DrainWindow
+	g.tcpConns.WrapConn = deps.Metrics.Conn
+	g.unixConns.WrapConn = deps.Metrics.Conn
 	g.tcpConns.Refuse = func(c net.Conn) {
+		deps.Metrics.Refused()
 		_, _ = fmt.Fprintf(c, "421 4.7.0 %s Too many connections from your address\r\n", cfg.Hostname)
 	}
 	g.unixConns.DrainWindow = cfg.DrainWindow

@@ -96,6 +96,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	switch {
 	case errors.Is(err, meta.ErrNoSuchAccount):
 		s.g.logger.Info("unknown recipient", "rcpt", to, "session", s.id)
+		s.g.deps.Metrics.Delivery("unknown_recipient")
 		return errNoSuchUser
 	case err != nil:
 		s.g.logger.Warn("look up recipient", "rcpt", to, "session", s.id, "err", err)
@@ -104,6 +105,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return errDisabled
 	case overQuota(acct.Quota, s.size):
 		s.g.logger.Info("recipient over quota", "rcpt", to, "account", acct.ID, "session", s.id)
+		s.g.deps.Metrics.Delivery("over_quota")
 		return s.g.quotaError()
 	}
 	s.rcpts = append(s.rcpts, recipient{addr: to, account: acct})

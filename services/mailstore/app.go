@@ -29,6 +29,7 @@ import (
 	"github.com/mailstore/mailstore/pkg/meta/grpcmeta"
 	"github.com/mailstore/mailstore/services/blobsvc"
 	"github.com/mailstore/mailstore/services/imapgw"
+	"github.com/mailstore/mailstore/services/lmtpgw"
 	"github.com/mailstore/mailstore/services/metasvc"
 	"github.com/mailstore/mailstore/services/pop3gw"
 )
@@ -96,6 +97,7 @@ func New(cfg Config, logger *slog.Logger) (*App, error) {
 		Blob:       a.initBlob,
 		IMAP:       a.initIMAP,
 		POP3:       a.initPOP3,
+		LMTP:       a.initLMTP,
 		TargetAll:  func() error { return nil },
 	}
 	for _, m := range order(expand(targets)) {
@@ -403,6 +405,37 @@ func (a *App) initPOP3() error {
 		}
 		a.closers = append(a.closers, tln.Close)
 		a.runs = append(a.runs, namedRun{POP3 + "-tls", func(ctx context.Context) error { return gw.Serve(ctx, tln, true) }})
+	}
+	return nil
+}
+
+func (a *App) initLMTP() error {
+	logger := a.logger.With("component", LMTP)
+	ing, err := ingest.New(a.cfg.Ingest, ingest.Deps{Meta: a.metaCli, Blobs: a.blobCli, Logger: logger})
+	if err != nil {
+		return err
+	}
+	gw, err := lmtpgw.New(a.cfg.LMTP, lmtpgw.Deps{Meta: a.metaCli, Ingest: ing, Logger: logger,
+		Metrics: gwmetrics.New(a.registry, LMTP)})
+	if err != nil {
+		return err
+	}
+	if a.cfg.LMTP.ListenAddress != "" {
+		ln, err := a.listenClients(LMTP, a.cfg.LMTP.ListenAddress)
+		if err != nil {
+			return err
+		}
+		a.closers = append(a.closers, ln.Close)
+		a.runs = append(a.runs, namedRun{LMTP, func(ctx context.Context) error { return gw.Serve(ctx, ln) }})
+	}
+	if path := a.cfg.LMTP.UnixSocket; path != "" {
+		ln, err := lmtpgw.ListenUnix(path)
+		if err != nil {
+			return err
+		}
+		a.logger.Info("listening", "component", LMTP+"-unix", "addr", path)
+		a.closers = append(a.closers, ln.Close)
+		a.runs = append(a.runs, namedRun{LMTP + "-unix", func(ctx context.Context) error { return gw.Serve(ctx, ln) }})
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/mailstore/mailstore/pkg/ingest"
 	"github.com/mailstore/mailstore/services/blobsvc"
 	"github.com/mailstore/mailstore/services/imapgw"
+	"github.com/mailstore/mailstore/services/lmtpgw"
 	"github.com/mailstore/mailstore/services/metasvc"
 	"github.com/mailstore/mailstore/services/pop3gw"
 )
@@ -35,6 +36,7 @@ type Config struct {
 	Blob     blobsvc.Config
 	IMAP     imapgw.Config
 	POP3     pop3gw.Config
+	LMTP     lmtpgw.Config
 	Ingest   ingest.Config
 }
 
@@ -83,6 +85,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	c.Blob.RegisterFlags(f)
 	c.IMAP.RegisterFlags(f)
 	c.POP3.RegisterFlags(f)
+	c.LMTP.RegisterFlags(f)
 	c.Ingest.RegisterFlags(f)
 }
 
@@ -127,6 +130,7 @@ func (c *Config) Validate() error {
 	}
 	c.IMAP.DrainWindow = c.Server.DrainWindow
 	c.POP3.DrainWindow = c.Server.DrainWindow
+	c.LMTP.DrainWindow = c.Server.DrainWindow
 	if c.Server.HTTPListenAddress == "" {
 		return errors.New("-server.http-listen-address: must not be empty")
 	}
@@ -159,6 +163,14 @@ func (c *Config) Validate() error {
 	}
 	if run[POP3] {
 		if err := c.POP3.Validate(); err != nil {
+			return err
+		}
+	}
+	if run[LMTP] {
+		if err := c.LMTP.Validate(); err != nil {
+			return err
+		}
+		if err := c.Ingest.Validate(); err != nil {
 			return err
 		}
 	}

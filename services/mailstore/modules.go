@@ -18,6 +18,7 @@ const (
 	Blob      = "blob"
 	IMAP      = "imap"
 	POP3      = "pop3"
+	LMTP      = "lmtp"
 
 	// Internal modules, never targets of their own.
 	httpServer = "http-server"
@@ -29,9 +30,10 @@ const (
 
 // deps is the dependency map. "all" lists only dependencies.
 var deps = map[string][]string{
-	TargetAll:  {Metadata, Blob, IMAP, POP3},
+	TargetAll:  {Metadata, Blob, IMAP, POP3, LMTP},
 	IMAP:       {httpServer, metaClient, blobClient},
 	POP3:       {httpServer, metaClient, blobClient},
+	LMTP:       {httpServer, metaClient, blobClient},
 	Metadata:   {httpServer, metaStore, blobClient},
 	Blob:       {httpServer, blobStore},
 	httpServer: nil,
@@ -42,7 +44,7 @@ var deps = map[string][]string{
 }
 
 // userTargets can be named in -target.
-var userTargets = []string{TargetAll, Metadata, Blob, IMAP, POP3}
+var userTargets = []string{TargetAll, Metadata, Blob, IMAP, POP3, LMTP}
 
 // Targets lists the names -target accepts.
 func Targets() []string { return slices.Clone(userTargets) }

@@ -43,7 +43,7 @@ func TestTraceCrossesServices(t *testing.T) {
 	if err := Parse(f, []string{"-target=all", "-data-dir=" + t.TempDir(), "-server.http-listen-address=" + free(),
 		"-metadata.listen-address=" + metaAddr, "-metadata.address=" + metaAddr,
 		"-blob.listen-address=" + blobAddr, "-blob.address=" + blobAddr,
-		"-imap.listen-address=" + imapAddr, "-pop3.listen-address=" + free()}); err != nil {
+		"-imap.listen-address=" + imapAddr, "-pop3.listen-address=" + free(), "-lmtp.listen-address=" + free()}); err != nil {
 		t.Fatal(err)
 	}
 	app, err := New(cfg, slog.New(slog.DiscardHandler))
