@@ -30,6 +30,7 @@ test: TOOLS_FLAGS = --with-protoc
 test: lint
 	@$(TOOLS) && scripts/proto-check.sh
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	@scripts/deploy-test.sh
 
 ## test-quick: unit tests without -race; tests needing servers use them if installed, else skip.
 test-quick:
