@@ -14,7 +14,7 @@ import (
 	"net"
 	"path/filepath"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -197,31 +197,21 @@ func BenchmarkLogin(b *testing.B) {
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
 	})
 	// One account allows one session at a time (the maildrop lock), so
-	// parallel logins use one account per client.
+	// parallel logins use one account per client goroutine.
+	const accounts = 16
+	for i := range accounts {
+		benchAccount(b, e, fmt.Sprintf("p%d@example.com", i), password.Default)
+	}
 	b.Run("parallel", func(b *testing.B) {
-		const clients = 4
-		for i := range clients {
-			benchAccount(b, e, fmt.Sprintf("p%d@example.com", i), password.Default)
-		}
-		var wg sync.WaitGroup
-		per := make(chan struct{}, 1<<20)
-		b.ResetTimer()
-		for range b.N {
-			per <- struct{}{}
-		}
-		close(per)
-		for i := range clients {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for range per {
-					c := benchDial(b, addr)
-					c.login(fmt.Sprintf("p%d@example.com", i))
-					c.quit()
-				}
-			}()
-		}
-		wg.Wait()
+		var next atomic.Int32
+		b.RunParallel(func(pb *testing.PB) {
+			user := fmt.Sprintf("p%d@example.com", next.Add(1)%accounts)
+			for pb.Next() {
+				c := benchDial(b, addr)
+				c.login(user)
+				c.quit()
+			}
+		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
 	})
 }
