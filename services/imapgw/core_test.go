@@ -194,7 +194,12 @@ func TestClientStopsReading(t *testing.T) {
 	other.ok("LOGIN slow@example.com pw")
 	waitFor(t, func() bool { return e.gws[0].sessionCount() == 1 })
 	other.ok("NOOP")
-	c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	// What the kernel still holds for the client (up to a few MB of send
+	// buffer) drains slowly through a 4 KB window; open it again first.
+	if tc, ok := c.conn.(*net.TCPConn); ok {
+		tc.SetReadBuffer(4 << 20)
+	}
+	c.conn.SetReadDeadline(time.Now().Add(60 * time.Second))
 	// The close shows as EOF, or as a reset since the client left data
 	// unread; a timeout would mean the session still hangs.
 	if _, err := io.Copy(io.Discard, c.conn); err != nil && !errors.Is(err, syscall.ECONNRESET) {
