@@ -26,6 +26,7 @@ package lmtpgw
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -37,6 +38,8 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/mailstore/mailstore/pkg/certreload"
+	"github.com/mailstore/mailstore/pkg/connlimit"
 	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/gwmetrics"
 	"github.com/mailstore/mailstore/pkg/ingest"
@@ -83,6 +86,9 @@ type Config struct {
 	// DrainWindow spreads the closing of connections when the gateway
 	// stops (set from -server.drain-window).
 	DrainWindow time.Duration
+	// CertFile and KeyFile, when set, offer STARTTLS (RFC 3207) to the MTA;
+	// the files are read again when they change.
+	CertFile, KeyFile string
 }
 
 // RegisterFlags registers the gateway's flags under -lmtp.; the defaults
@@ -98,9 +104,11 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.DurationVar(&c.CommandTimeout, "lmtp.command-timeout", time.Minute, "Deadline of one command's work against the metadata service.")
 	f.DurationVar(&c.DataTimeout, "lmtp.data-timeout", 10*time.Minute, "Deadline of a whole DATA or BDAT transfer and the storage of its copies.")
 	f.DurationVar(&c.WriteTimeout, "lmtp.write-timeout", time.Minute, "How long a write to a client may block before the connection is dropped.")
-	f.IntVar(&c.MaxConnsPerIP, "lmtp.max-connections-per-ip", 100, "Most LMTP connections from one client IP address to this gateway (0: no bound; Unix socket connections are not counted).")
+	f.IntVar(&c.MaxConnsPerIP, "lmtp.max-connections-per-ip", 25, "Most LMTP connections from one client IP address, across every LMTP pod (0: no bound; Unix socket connections are not counted). An MTA's concurrency per destination must stay below it (Postfix: 20 by default).")
 	f.DurationVar(&c.SieveDeadline, "lmtp.sieve-deadline", 2*time.Second, "Deadline of one Sieve run; a script that takes longer files into INBOX.")
 	f.IntVar(&c.MaxLineLength, "lmtp.max-line-length", 4096, "Longest command line or message line, in bytes (RFC 5321 requires 1000).")
+	f.StringVar(&c.CertFile, "lmtp.tls.cert-file", "", "PEM certificate chain offered with STARTTLS (optional: LMTP usually stays inside the cluster); reloaded when the file changes.")
+	f.StringVar(&c.KeyFile, "lmtp.tls.key-file", "", "PEM private key of -lmtp.tls.cert-file.")
 }
 
 // Validate checks the configuration and fills in Hostname.
@@ -130,6 +138,8 @@ func (c *Config) Validate() error {
 		return errors.New("-lmtp.max-line-length: must be at least 1000 (RFC 5321)")
 	case c.DrainWindow < 0:
 		return errors.New("-server.drain-window: must not be negative")
+	case (c.CertFile == "") != (c.KeyFile == ""):
+		return errors.New("-lmtp.tls.cert-file and -lmtp.tls.key-file: set both or neither")
 	}
 	if c.Hostname == "" {
 		h, err := os.Hostname()
@@ -198,6 +208,11 @@ type Gateway struct {
 
 	tcpConns  connserve.Server // bounded per IP
 	unixConns connserve.Server // one local peer: not bounded per IP
+	tls       *tls.Config      // STARTTLS, when configured
+	// limits holds this pod's share of the connections-per-IP limit kept
+	// in the metadata store.
+	limits     *connlimit.Keeper
+	stopLimits context.CancelFunc
 }
 
 // New builds a gateway; Serve or Run starts it.
@@ -224,6 +239,22 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		_, _ = fmt.Fprintf(c, "421 4.7.0 %s Too many connections from your address\r\n", cfg.Hostname)
 	}
 	g.unixConns.DrainWindow = cfg.DrainWindow
+	if cfg.CertFile != "" {
+		tc, err := certreload.Load("lmtp", cfg.CertFile, cfg.KeyFile, deps.Logger)
+		if err != nil {
+			return nil, err
+		}
+		g.tls = tc
+	}
+	if ls, ok := deps.Meta.(connlimit.Store); ok && cfg.MaxConnsPerIP > 0 {
+		// The shared limit replaces the pod-local one.
+		g.limits = connlimit.New(ls, connlimit.Holder("lmtp"), connlimit.DefaultTTL, deps.Logger)
+		var ctx context.Context
+		ctx, g.stopLimits = context.WithCancel(context.Background())
+		go g.limits.Run(ctx)
+		g.tcpConns.Admit = g.limits.Admitter("conn/lmtp/ip/", int64(cfg.MaxConnsPerIP))
+		g.tcpConns.MaxPerIP = 0
+	}
 	return g, nil
 }
 
@@ -255,6 +286,9 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	_ = srv.Close()
 	<-served
+	if ctx.Err() != nil && g.stopLimits != nil {
+		g.stopLimits()
+	}
 	return err
 }
 
@@ -331,6 +365,7 @@ func (g *Gateway) smtpServer() *smtp.Server {
 	s.MaxLineLength = g.cfg.MaxLineLength
 	s.WriteTimeout = g.cfg.WriteTimeout
 	s.EnableSMTPUTF8 = true
+	s.TLSConfig = g.tls // STARTTLS is offered when set
 	s.ErrorLog = slogPrinter{g.logger}
 	return s
 }

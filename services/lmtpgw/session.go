@@ -3,6 +3,7 @@ package lmtpgw
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -35,7 +36,13 @@ var (
 type backend struct{ g *Gateway }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	lc, ok := c.Conn().(*lmtpConn)
+	nc := c.Conn()
+	if tc, ok := nc.(*tls.Conn); ok {
+		// After STARTTLS go-smtp makes a new session over the TLS
+		// connection, which wraps the gateway's.
+		nc = tc.NetConn()
+	}
+	lc, ok := nc.(*lmtpConn)
 	if !ok {
 		return nil, errors.New("lmtpgw: connection not served by Gateway.Serve")
 	}
