@@ -2,6 +2,7 @@ package lmtpgw
 
 import (
 	"context"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -89,6 +90,7 @@ type lmtpConn struct {
 	net.Conn
 	ctx    context.Context // the session's parent
 	idle   time.Duration
+	rd     io.Reader // the bare local-part rewriter over readRaw
 	closed chan struct{}
 	once   sync.Once
 
@@ -99,13 +101,24 @@ type lmtpConn struct {
 }
 
 func newLMTPConn(ctx context.Context, c net.Conn, idle time.Duration) *lmtpConn {
-	return &lmtpConn{Conn: c, ctx: ctx, idle: idle, closed: make(chan struct{})}
+	lc := &lmtpConn{Conn: c, ctx: ctx, idle: idle, closed: make(chan struct{})}
+	lc.rd = newRCPTRewriter(rawReader{lc})
+	return lc
 }
 
-// Read refreshes the idle deadline first, so a client is cut off after
+// Read is what go-smtp reads: the connection's bytes, with RCPT TO of a
+// bare local part rewritten (bare.go).
+func (c *lmtpConn) Read(p []byte) (int, error) { return c.rd.Read(p) }
+
+// rawReader reads the connection itself.
+type rawReader struct{ c *lmtpConn }
+
+func (r rawReader) Read(p []byte) (int, error) { return r.c.readRaw(p) }
+
+// readRaw refreshes the idle deadline first, so a client is cut off after
 // being silent for the idle timeout whether between commands or within
 // DATA, and a slow trickle cannot outlast the hard deadline of a transfer.
-func (c *lmtpConn) Read(p []byte) (int, error) {
+func (c *lmtpConn) readRaw(p []byte) (int, error) {
 	d := time.Now().Add(c.idle)
 	c.mu.Lock()
 	if !c.hard.IsZero() && c.hard.Before(d) {

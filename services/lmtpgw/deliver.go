@@ -103,7 +103,7 @@ func (g *Gateway) deliver(ctx context.Context, tx *transaction, r io.Reader, sta
 	var owner []int // recipient of each target
 	var tgts []target
 	for i, rc := range tx.rcpts {
-		env := sieve.Envelope{From: tx.from, To: rc.addr}
+		env := sieve.Envelope{From: tx.from, To: rc.given}
 		ts, err := g.plan(ctx, rc.account, env, sm)
 		if err != nil {
 			g.logger.Warn("plan delivery", "session", tx.id, "rcpt", rc.addr, "account", rc.account.ID, "err", err)
@@ -118,7 +118,7 @@ func (g *Gateway) deliver(ctx context.Context, tx *transaction, r io.Reader, sta
 			plans[i].err = errTemp
 			continue
 		}
-		prefix := g.prefix(tx, rc.addr, msg.lf, now)
+		prefix := g.prefix(tx, rc.given, msg.lf, now)
 		for _, t := range ts {
 			targets = append(targets, ingest.Target{
 				Account: rc.account.ID, Mailbox: t.mailbox, MailboxName: t.name, Flags: t.flags, Prefix: prefix,

@@ -78,7 +78,8 @@ type session struct {
 
 // recipient is an accepted RCPT TO.
 type recipient struct {
-	addr    string // as given, also the key of go-smtp's status collector
+	addr    string // as go-smtp has it: the key of its status collector
+	given   string // as the client gave it (a bare local part without the marker domain)
 	account meta.Account
 }
 
@@ -115,7 +116,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.g.deps.Metrics.Delivery("over_quota")
 		return s.g.quotaError()
 	}
-	s.rcpts = append(s.rcpts, recipient{addr: to, account: acct})
+	s.rcpts = append(s.rcpts, recipient{addr: to, given: unmarkBare(to), account: acct})
 	return nil
 }
 
@@ -140,6 +141,7 @@ func (g *Gateway) quotaError() error {
 // user@domain; Sieve sees the detail in the envelope's To, which keeps
 // the address as given.
 func (g *Gateway) lookup(ctx context.Context, addr string) (meta.Account, error) {
+	addr = unmarkBare(addr)
 	acct, err := g.deps.Meta.LookupAddress(ctx, addr)
 	if !errors.Is(err, meta.ErrNoSuchAccount) {
 		return acct, err
@@ -153,6 +155,15 @@ func (g *Gateway) lookup(ctx context.Context, addr string) (meta.Account, error)
 		return meta.Account{}, err
 	}
 	return g.deps.Meta.LookupAddress(ctx, user+domain)
+}
+
+// unmarkBare returns a bare local part rewritten by rcptRewriter as it was
+// given, and any other address unchanged.
+func unmarkBare(addr string) string {
+	if i := strings.LastIndexByte(addr, '@'); i >= 0 && strings.EqualFold(addr[i+1:], bareDomain) {
+		return addr[:i]
+	}
+	return addr
 }
 
 // Data is not called in LMTP mode (go-smtp calls LMTPData); it delivers
