@@ -24,7 +24,8 @@ func scrape(t *testing.T, p *proc) string {
 }
 
 // TestGatewayMetrics scrapes /metrics while an IMAP and a POP3 session
-// are open and finds the session, command, login, byte and lock series.
+// are open and finds the session, command, login, byte and lock series,
+// then the IMAP event lag after an APPEND.
 func TestGatewayMetrics(t *testing.T) {
 	metaAddr, blobAddr, imapAddr, popAddr := freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)
 	p := startProc(t, "all", nil, "-target=all", "-data-dir="+t.TempDir(),
@@ -67,4 +68,24 @@ func TestGatewayMetrics(t *testing.T) {
 		}
 	}
 	pop.cmd("QUIT")
+
+	// An APPEND from a second session reaches the first, IDLE in INBOX,
+	// through the gateway's event stream. The hub records the event's
+	// lag before it wakes the sessions, so once EXISTS arrives the
+	// sample is in. (The failed SELECT above left no mailbox selected.)
+	im.ok("SELECT INBOX")
+	im.send("idle IDLE\r\n")
+	if l := im.line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %s", l)
+	}
+	dialIMAP(t, imapAddr, "metrics@example.com", "pw").appendMsg("INBOX", "Subject: lag\r\n\r\nlag\r\n")
+	for l := im.line(); !strings.HasSuffix(l, " EXISTS"); l = im.line() {
+	}
+	im.send("DONE\r\n")
+	for l := im.line(); !strings.HasPrefix(l, "idle "); l = im.line() {
+	}
+	text = scrape(t, p)
+	if !regexp.MustCompile(`(?m)^mailstore_imap_event_lag_seconds_count [1-9]`).MatchString(text) {
+		t.Errorf("/metrics: mailstore_imap_event_lag_seconds_count is not positive after an APPEND")
+	}
 }

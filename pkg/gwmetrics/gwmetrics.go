@@ -30,6 +30,7 @@ type Gateway struct {
 	watches    prometheus.Gauge
 	events     *prometheus.CounterVec
 	rewatches  prometheus.Counter
+	eventLag   prometheus.Histogram
 }
 
 // New registers the metrics of the gateway for protocol ("imap", "pop3",
@@ -68,7 +69,10 @@ func New(reg prometheus.Registerer, protocol string) *Gateway {
 			Help: "Change events received, by kind."}, []string{"kind"})
 		g.rewatches = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: protocol, Name: "watch_restarts_total",
 			Help: "Event streams that broke and were opened again (sessions then catch up from the change log)."})
-		cs = append(cs, g.watches, g.events, g.rewatches)
+		g.eventLag = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: protocol, Name: "event_lag_seconds",
+			Help:    "Time from a change's commit in the metadata store (by the store's clock) to the arrival of its event here.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}})
+		cs = append(cs, g.watches, g.events, g.rewatches, g.eventLag)
 	case "lmtp":
 		g.deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: protocol, Name: "deliveries_total",
 			Help: "Deliveries to one recipient by outcome (stored, discarded, duplicate, unknown_recipient, over_quota, too_large, temp_failure)."}, []string{"outcome"})
@@ -140,6 +144,15 @@ func (g *Gateway) WatchOpened() func() {
 func (g *Gateway) Event(kind string) {
 	if g != nil && g.events != nil {
 		g.events.WithLabelValues(kind).Inc()
+	}
+}
+
+// EventLag records how late a change event arrived: from its commit to
+// now. A negative d (the clocks of store and gateway disagree) counts as
+// no lag rather than being dropped, so the count still matches events.
+func (g *Gateway) EventLag(d time.Duration) {
+	if g != nil && g.eventLag != nil {
+		g.eventLag.Observe(max(d, 0).Seconds())
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 )
 
 func TestGateway(t *testing.T) {
@@ -64,6 +65,78 @@ mailstore_pop3_sessions_open 1
 	}
 }
 
+func TestEventLag(t *testing.T) {
+	tests := []struct {
+		name      string
+		lags      []time.Duration
+		wantCount uint64
+		wantSum   float64
+		// wantLE maps an upper bound to the cumulative count under it.
+		wantLE map[float64]uint64
+	}{
+		{"none", nil, 0, 0, map[float64]uint64{0.0005: 0, 10: 0}},
+		{"fast and slow", []time.Duration{200 * time.Microsecond, 30 * time.Millisecond, 3 * time.Second},
+			3, 3.0302, map[float64]uint64{0.0005: 1, 0.05: 2, 2.5: 2, 5: 3, 10: 3}},
+		{"clock skew counts as no lag", []time.Duration{-time.Second}, 1, 0, map[float64]uint64{0.0005: 1}},
+		{"past the last bucket", []time.Duration{time.Minute}, 1, 60, map[float64]uint64{10: 0}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			g := New(reg, "imap")
+			for _, d := range tc.lags {
+				g.EventLag(d)
+			}
+			h := gatherHistogram(t, reg, "mailstore_imap_event_lag_seconds")
+			if h.GetSampleCount() != tc.wantCount {
+				t.Errorf("count = %d, want %d", h.GetSampleCount(), tc.wantCount)
+			}
+			if got := h.GetSampleSum(); got < tc.wantSum-1e-9 || got > tc.wantSum+1e-9 {
+				t.Errorf("sum = %v, want %v", got, tc.wantSum)
+			}
+			bounds := map[float64]uint64{}
+			for _, b := range h.GetBucket() {
+				bounds[b.GetUpperBound()] = b.GetCumulativeCount()
+			}
+			if len(bounds) != 14 {
+				t.Errorf("%d buckets, want 14 from 0.0005 to 10 s: %v", len(bounds), bounds)
+			}
+			for le, want := range tc.wantLE {
+				got, ok := bounds[le]
+				if !ok || got != want {
+					t.Errorf("bucket le=%v holds %d (present %v), want %d", le, got, ok, want)
+				}
+			}
+		})
+	}
+	t.Run("not for other protocols", func(t *testing.T) {
+		reg := prometheus.NewRegistry()
+		New(reg, "pop3").EventLag(time.Second)
+		if n, err := testutil.GatherAndCount(reg, "mailstore_pop3_event_lag_seconds"); err != nil || n != 0 {
+			t.Errorf("pop3 event lag series = %d, %v; want none", n, err)
+		}
+	})
+}
+
+// gatherHistogram returns the single histogram named name from reg.
+func gatherHistogram(t *testing.T, reg *prometheus.Registry, name string) *dto.Histogram {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("gather: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			if len(mf.GetMetric()) != 1 {
+				t.Fatalf("%s has %d series, want 1", name, len(mf.GetMetric()))
+			}
+			return mf.GetMetric()[0].GetHistogram()
+		}
+	}
+	t.Fatalf("no %s among the gathered metrics", name)
+	return nil
+}
+
 func TestNilGateway(t *testing.T) {
 	var g *Gateway
 	g.SessionStarted()()
@@ -72,6 +145,10 @@ func TestNilGateway(t *testing.T) {
 	g.LockHeld(1)
 	g.Delivery("stored")
 	g.Refused()
+	g.WatchOpened()()
+	g.Event("append")
+	g.EventLag(time.Second)
+	g.WatchRestarted()
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()

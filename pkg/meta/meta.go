@@ -422,6 +422,14 @@ type Event struct {
 	Kind    EventKind
 	ModSeq  mail.ModSeq
 	UIDs    mail.UIDSet
+	// Time is when the change was committed, by the clock of the backend
+	// that committed it (Redis: the server's TIME, read by the script
+	// that commits and publishes, in milliseconds; localmeta: its clock
+	// at publish). It lets a receiver measure how late events arrive; it
+	// is non-decreasing along one mailbox's events unless that clock
+	// steps back. Zero means unknown (a publisher from before the field):
+	// a receiver then measures nothing.
+	Time time.Time
 }
 
 // Subscription delivers events until closed or broken.

@@ -226,6 +226,12 @@ func (h *hub) run(ctx context.Context, acct mail.AccountID, w *accountWatch) {
 		closed := h.metrics.WatchOpened()
 		for ev := range sub.C() {
 			h.metrics.Event(ev.Kind.String())
+			// Lag from commit, by the store's clock, to here, by ours;
+			// EventLag clamps skew below zero. A zero Time is a
+			// publisher that does not stamp events: no sample.
+			if !ev.Time.IsZero() {
+				h.metrics.EventLag(time.Since(ev.Time))
+			}
 			h.signal(w, ev.Mailbox, ev.Kind)
 		}
 		sub.Close()

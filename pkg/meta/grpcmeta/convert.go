@@ -346,6 +346,7 @@ func eventToProto(ev meta.Event) *pb.Event {
 		MailboxId: uint64(ev.Mailbox),
 		ModSeq:    uint64(ev.ModSeq),
 		Uids:      uidSetToProto(ev.UIDs),
+		Time:      timeToProto(ev.Time),
 	}
 	for _, k := range eventKindTable {
 		if k.k == ev.Kind {
@@ -363,6 +364,7 @@ func eventFromProto(ev *pb.Event) meta.Event {
 		Mailbox: mail.MailboxID(ev.GetMailboxId()),
 		ModSeq:  mail.ModSeq(ev.GetModSeq()),
 		UIDs:    uidSetFromProto(ev.GetUids()),
+		Time:    timeFromProto(ev.GetTime()),
 	}
 	for _, k := range eventKindTable {
 		if k.pb == ev.GetKind() {

@@ -59,7 +59,7 @@ type options struct {
 }
 
 // WithClock sets the clock used for lease and counter expiry, blob GC
-// times, creation dates and UIDVALIDITY.
+// times, creation dates, UIDVALIDITY and the commit time of events.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.clock = now } }
 
 // WithLockTimeout sets how long Open waits for the file lock (default 1s).
@@ -210,7 +210,11 @@ func (s *Store) update(ctx context.Context, fn func(w *wtx) error) error {
 	if err != nil {
 		return classify(err)
 	}
+	// Events carry the store's clock at publish as their commit time;
+	// wmu, still held, keeps the times in commit order.
+	at := s.now()
 	for _, ev := range w.events {
+		ev.Time = at
 		s.broker.publish(ev)
 	}
 	return nil

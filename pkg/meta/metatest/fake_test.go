@@ -826,7 +826,7 @@ type fakeSub struct {
 func (s *fakeStore) publish(acct mail.AccountID, mbox mail.MailboxID, k meta.EventKind, m mail.ModSeq, uids mail.UIDSet) {
 	for sub := range s.subs[acct] {
 		select {
-		case sub.ch <- meta.Event{Account: acct, Mailbox: mbox, Kind: k, ModSeq: m, UIDs: slices.Clone(uids)}:
+		case sub.ch <- meta.Event{Account: acct, Mailbox: mbox, Kind: k, ModSeq: m, UIDs: slices.Clone(uids), Time: time.Now()}:
 		default:
 			sub.err = fmt.Errorf("subscriber too slow: %w", meta.ErrUnavailable)
 			sub.end()

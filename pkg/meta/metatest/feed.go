@@ -19,8 +19,15 @@ func feedTests() []test {
 		{"ModSeqOrder", testFeedOrder},
 		{"OtherAccount", testFeedOtherAccount},
 		{"Close", testFeedClose},
+		{"CommitTime", testFeedCommitTime},
 	}
 }
+
+// clockSkew bounds how far an event's commit time, read from the
+// backend's clock, may stray from the test's clock. The backing servers
+// run on the test's host, so their clocks agree but for rounding (Redis
+// stamps whole milliseconds).
+const clockSkew = 5 * time.Second
 
 // watcher reads a subscription in the test goroutine.
 type watcher struct {
@@ -28,20 +35,43 @@ type watcher struct {
 	acct mail.AccountID
 	sub  meta.Subscription
 	seen []meta.Event
+
+	start time.Time                    // just before Watch
+	last  map[mail.MailboxID]time.Time // commit time of the last event per mailbox
 }
 
 // watch subscribes to acct's events for the rest of the test.
 func watch(t testing.TB, s meta.Store, acct mail.AccountID) *watcher {
 	t.Helper()
+	start := time.Now()
 	sub, err := s.Watch(ctx(t), acct)
 	noErr(t, "watch", err)
 	t.Cleanup(func() { _ = sub.Close() })
-	return &watcher{t: t, acct: acct, sub: sub}
+	return &watcher{t: t, acct: acct, sub: sub, start: start, last: map[mail.MailboxID]time.Time{}}
+}
+
+// checkTime checks an event's commit time: set, within clockSkew of the
+// test's clock between Watch and now (only changes committed after Watch
+// are delivered), and not before that of the mailbox's previous event.
+func (w *watcher) checkTime(ev meta.Event) {
+	w.t.Helper()
+	if ev.Time.IsZero() {
+		w.t.Errorf("event %s has no commit time", fmtEvent(ev))
+		return
+	}
+	if now := time.Now(); ev.Time.Before(w.start.Add(-clockSkew)) || ev.Time.After(now.Add(clockSkew)) {
+		w.t.Errorf("event %s committed at %v, want between %v and %v (±%v)", fmtEvent(ev), ev.Time, w.start, now, clockSkew)
+	}
+	if prev := w.last[ev.Mailbox]; ev.Time.Before(prev) {
+		w.t.Errorf("event %s committed at %v, before the mailbox's previous event (%v): %s", fmtEvent(ev), ev.Time, prev, fmtEvents(w.seen))
+	}
+	w.last[ev.Mailbox] = ev.Time
 }
 
 // next waits for the first event that matches, failing the test if the
 // subscription ends or none comes within waitBound. Every event read is
-// checked to belong to the watched account.
+// checked to belong to the watched account and to carry a sound commit
+// time (checkTime).
 func (w *watcher) next(desc string, match func(meta.Event) bool) meta.Event {
 	w.t.Helper()
 	timeout := time.NewTimer(waitBound)
@@ -56,6 +86,7 @@ func (w *watcher) next(desc string, match func(meta.Event) bool) meta.Event {
 			if ev.Account != w.acct {
 				w.t.Errorf("watch of account %s delivered %s", w.acct, fmtEvent(ev))
 			}
+			w.checkTime(ev)
 			if match(ev) {
 				return ev
 			}
@@ -74,7 +105,7 @@ func (w *watcher) kind(k meta.EventKind, mb mail.MailboxID, desc string) meta.Ev
 }
 
 func fmtEvent(ev meta.Event) string {
-	return fmt.Sprintf("{%s %s mbox=%d modseq=%d uids=%s}", ev.Account, ev.Kind, ev.Mailbox, ev.ModSeq, ev.UIDs)
+	return fmt.Sprintf("{%s %s mbox=%d modseq=%d uids=%s at=%s}", ev.Account, ev.Kind, ev.Mailbox, ev.ModSeq, ev.UIDs, ev.Time.Format("15:04:05.000"))
 }
 
 func fmtEvents(evs []meta.Event) string {
@@ -265,5 +296,33 @@ func testFeedClose(t *testing.T, s meta.Store) {
 		case <-timeout.C:
 			t.Fatalf("C not closed within %v of Close", waitBound)
 		}
+	}
+}
+
+// testFeedCommitTime checks the commit times of a run of changes to one
+// mailbox: next checks each (set, near the test's clock, non-decreasing);
+// here the last one must not precede the first change's start.
+func testFeedCommitTime(t *testing.T, s meta.Store) {
+	acct := NewAccount(t, s).ID
+	mb := inbox(t, s, acct).ID
+	w := watch(t, s, acct)
+	before := time.Now()
+	ap := Append(t, s, acct, mb)
+	res, err := s.StoreFlags(ctx(t), acct, mb, meta.FlagChange{UIDs: mail.NewUIDSet(ap.UID), Op: meta.FlagsAdd, Flags: []mail.Flag{mail.FlagSeen}})
+	noErr(t, "store flags", err)
+	_, last, err := s.Expunge(ctx(t), acct, mb, mail.NewUIDSet(ap.UID))
+	noErr(t, "expunge", err)
+	after := time.Now()
+	if len(res.Updated) != 1 {
+		t.Fatalf("updated %+v", res.Updated)
+	}
+	ev := w.next(fmt.Sprintf("expunge event with MODSEQ %d", last), func(ev meta.Event) bool {
+		return ev.Mailbox == mb && ev.Kind == meta.EventExpunge && ev.ModSeq >= last
+	})
+	if ev.Time.Before(before.Add(-clockSkew)) || ev.Time.After(after.Add(clockSkew)) {
+		t.Errorf("expunge committed at %v, want between %v and %v (±%v)", ev.Time, before, after, clockSkew)
+	}
+	if n := len(w.seen); n < 3 {
+		t.Errorf("%d events for 3 changes: %s", n, fmtEvents(w.seen))
 	}
 }

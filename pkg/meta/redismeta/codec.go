@@ -122,10 +122,13 @@ func rangesArg(s mail.UIDSet) string {
 	return b.String()
 }
 
-// decodeEvent parses a published event "<mailbox> <kind> <modseq> <uids>".
+// decodeEvent parses a published event
+// "<mailbox> <kind> <modseq> <uids> <commit ms>" (the uid set may be
+// empty). It also reads the encoding of before the commit time,
+// "<mailbox> <kind> <modseq> <uids>", whose events get a zero Time.
 func decodeEvent(acct mail.AccountID, payload string) (meta.Event, error) {
-	f := strings.SplitN(payload, " ", 4)
-	if len(f) < 3 {
+	f := strings.SplitN(payload, " ", 6)
+	if len(f) < 3 || len(f) > 5 {
 		return meta.Event{}, fmt.Errorf("bad event %q", payload)
 	}
 	mb, err1 := strconv.ParseUint(f[0], 10, 64)
@@ -135,12 +138,19 @@ func decodeEvent(acct mail.AccountID, payload string) (meta.Event, error) {
 		return meta.Event{}, fmt.Errorf("bad event %q", payload)
 	}
 	ev := meta.Event{Account: acct, Mailbox: mail.MailboxID(mb), Kind: meta.EventKind(kind), ModSeq: mail.ModSeq(ms)}
-	if len(f) == 4 && f[3] != "" {
+	if len(f) >= 4 && f[3] != "" {
 		u, err := mail.ParseUIDSet(f[3])
 		if err != nil {
 			return meta.Event{}, fmt.Errorf("bad event %q: %w", payload, err)
 		}
 		ev.UIDs = u
+	}
+	if len(f) == 5 {
+		at, err := strconv.ParseInt(f[4], 10, 64)
+		if err != nil || at <= 0 {
+			return meta.Event{}, fmt.Errorf("bad event %q: bad commit time", payload)
+		}
+		ev.Time = time.UnixMilli(at).UTC()
 	}
 	return ev, nil
 }

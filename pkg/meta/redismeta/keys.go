@@ -70,7 +70,7 @@ package redismeta
 //	                             is data): token, holder; PX expiry
 //	<b>fence             hash    H -> last fencing token issued for lease H
 //	<b>events            channel sharded pub/sub channel of change events
-//	                             (SPUBLISH, see encodeEvent)
+//	                             (SPUBLISH, see decodeEvent)
 //	<b>alfence           hash    alias -> the highest claim number of this
 //	                             account's claims on it that another
 //	                             account revoked (took over); a commit of

@@ -466,10 +466,16 @@ func TestCodec(t *testing.T) {
 			want meta.Event
 			bad  bool
 		}{
+			// The encoding of before the commit time: zero Time.
 			{in: "7 1 42 1:3,5", want: meta.Event{Account: "9", Mailbox: 7, Kind: meta.EventAppend, ModSeq: 42, UIDs: uidSet(1, 3, 5, 5)}},
 			{in: "3 4 1 ", want: meta.Event{Account: "9", Mailbox: 3, Kind: meta.EventMailbox, ModSeq: 1}},
+			{in: "7 1 42 1:3,5 1700000000123", want: meta.Event{Account: "9", Mailbox: 7, Kind: meta.EventAppend, ModSeq: 42, UIDs: uidSet(1, 3, 5, 5), Time: time.UnixMilli(1700000000123).UTC()}},
+			{in: "3 4 1  1700000000123", want: meta.Event{Account: "9", Mailbox: 3, Kind: meta.EventMailbox, ModSeq: 1, Time: time.UnixMilli(1700000000123).UTC()}},
 			{in: "x 1 1 1", bad: true},
 			{in: "1 1", bad: true},
+			{in: "7 1 42 1 x", bad: true},
+			{in: "7 1 42 1 -5", bad: true},
+			{in: "7 1 42 1 1700000000123 9", bad: true},
 		}
 		for _, tc := range tests {
 			got, err := decodeEvent("9", tc.in)

@@ -13,7 +13,9 @@ import "github.com/redis/go-redis/v9"
 // change event with SPUBLISH on the account channel, so events of one
 // account leave in commit order.
 //
-// Events are "<mailbox id> <kind> <modseq> <uid set>", see decodeEvent.
+// Events are "<mailbox id> <kind> <modseq> <uid set> <commit time>", the
+// commit time in Unix milliseconds by the server's TIME; see decodeEvent.
+// The uid set may be empty (two spaces then separate modseq and time).
 
 // luaLib is shared by every account script.
 const luaLib = `
@@ -63,8 +65,11 @@ local function uidstr(list)
   end
   return table.concat(parts, ',')
 end
+-- The event's commit time is the server's TIME, read here, after the
+-- writes, in the same script: milliseconds, so a receiver can measure
+-- event lag against one clock, the Redis server's.
 local function publish(m, kind, ms, uids)
-  redis.call('SPUBLISH', K_EVENTS, m .. ' ' .. kind .. ' ' .. fmtint(ms) .. ' ' .. uids)
+  redis.call('SPUBLISH', K_EVENTS, m .. ' ' .. kind .. ' ' .. fmtint(ms) .. ' ' .. uids .. ' ' .. fmtint(now_ms()))
 end
 -- "modseq f f" -> modseq, {f, f}
 local function parseflags(v)

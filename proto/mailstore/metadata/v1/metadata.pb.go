@@ -784,12 +784,16 @@ func (x *Entry) GetRetrieved() *timestamppb.Timestamp {
 }
 
 type Event struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	AccountId     string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
-	MailboxId     uint64                 `protobuf:"varint,2,opt,name=mailbox_id,json=mailboxId,proto3" json:"mailbox_id,omitempty"`
-	Kind          EventKind              `protobuf:"varint,3,opt,name=kind,proto3,enum=mailstore.metadata.v1.EventKind" json:"kind,omitempty"`
-	ModSeq        uint64                 `protobuf:"varint,4,opt,name=mod_seq,json=modSeq,proto3" json:"mod_seq,omitempty"`
-	Uids          *UidSet                `protobuf:"bytes,5,opt,name=uids,proto3" json:"uids,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	AccountId string                 `protobuf:"bytes,1,opt,name=account_id,json=accountId,proto3" json:"account_id,omitempty"`
+	MailboxId uint64                 `protobuf:"varint,2,opt,name=mailbox_id,json=mailboxId,proto3" json:"mailbox_id,omitempty"`
+	Kind      EventKind              `protobuf:"varint,3,opt,name=kind,proto3,enum=mailstore.metadata.v1.EventKind" json:"kind,omitempty"`
+	ModSeq    uint64                 `protobuf:"varint,4,opt,name=mod_seq,json=modSeq,proto3" json:"mod_seq,omitempty"`
+	Uids      *UidSet                `protobuf:"bytes,5,opt,name=uids,proto3" json:"uids,omitempty"`
+	// When the change was committed, by the metadata backend's clock
+	// (Redis: the server's TIME, in milliseconds). Unset from publishers
+	// that do not know it; a receiver then measures no event lag.
+	Time          *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=time,proto3" json:"time,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +859,13 @@ func (x *Event) GetModSeq() uint64 {
 func (x *Event) GetUids() *UidSet {
 	if x != nil {
 		return x.Uids
+	}
+	return nil
+}
+
+func (x *Event) GetTime() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Time
 	}
 	return nil
 }
@@ -5177,7 +5188,7 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x04size\x18\x05 \x01(\x03R\x04size\x12\x17\n" +
 	"\ablob_id\x18\x06 \x01(\tR\x06blobId\x12\x1c\n" +
 	"\tstructure\x18\a \x01(\fR\tstructure\x128\n" +
-	"\tretrieved\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tretrieved\"\xc7\x01\n" +
+	"\tretrieved\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tretrieved\"\xf7\x01\n" +
 	"\x05Event\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
@@ -5185,7 +5196,8 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"mailbox_id\x18\x02 \x01(\x04R\tmailboxId\x124\n" +
 	"\x04kind\x18\x03 \x01(\x0e2 .mailstore.metadata.v1.EventKindR\x04kind\x12\x17\n" +
 	"\amod_seq\x18\x04 \x01(\x04R\x06modSeq\x121\n" +
-	"\x04uids\x18\x05 \x01(\v2\x1d.mailstore.metadata.v1.UidSetR\x04uids\"S\n" +
+	"\x04uids\x18\x05 \x01(\v2\x1d.mailstore.metadata.v1.UidSetR\x04uids\x12.\n" +
+	"\x04time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\x04time\"S\n" +
 	"\x05Lease\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\x04R\x05token\x124\n" +
 	"\aexpires\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\"n\n" +
@@ -5662,132 +5674,133 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	93, // 5: mailstore.metadata.v1.Entry.retrieved:type_name -> google.protobuf.Timestamp
 	2,  // 6: mailstore.metadata.v1.Event.kind:type_name -> mailstore.metadata.v1.EventKind
 	8,  // 7: mailstore.metadata.v1.Event.uids:type_name -> mailstore.metadata.v1.UidSet
-	93, // 8: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
-	5,  // 9: mailstore.metadata.v1.AuthenticateResponse.account:type_name -> mailstore.metadata.v1.Account
-	3,  // 10: mailstore.metadata.v1.CreateAccountRequest.quota:type_name -> mailstore.metadata.v1.Quota
-	5,  // 11: mailstore.metadata.v1.CreateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 12: mailstore.metadata.v1.GetAccountResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 13: mailstore.metadata.v1.LookupLoginResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 14: mailstore.metadata.v1.ListAccountsResponse.accounts:type_name -> mailstore.metadata.v1.Account
-	4,  // 15: mailstore.metadata.v1.UpdateAccountRequest.pop3:type_name -> mailstore.metadata.v1.POP3Policy
-	5,  // 16: mailstore.metadata.v1.UpdateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 17: mailstore.metadata.v1.AddAliasResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 18: mailstore.metadata.v1.RemoveAliasResponse.account:type_name -> mailstore.metadata.v1.Account
-	5,  // 19: mailstore.metadata.v1.LookupAddressResponse.account:type_name -> mailstore.metadata.v1.Account
-	6,  // 20: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
-	6,  // 21: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
-	6,  // 22: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
-	93, // 23: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
-	8,  // 24: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	0,  // 25: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
-	9,  // 26: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
-	8,  // 27: mailstore.metadata.v1.StoreFlagsRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	1,  // 28: mailstore.metadata.v1.StoreFlagsRequest.op:type_name -> mailstore.metadata.v1.FlagOp
-	9,  // 29: mailstore.metadata.v1.StoreFlagsResponse.updated:type_name -> mailstore.metadata.v1.Entry
-	8,  // 30: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 31: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 32: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	59, // 33: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 34: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	59, // 35: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 36: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	93, // 37: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
-	8,  // 38: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
-	9,  // 39: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
-	10, // 40: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
-	94, // 41: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 42: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	94, // 43: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 44: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	94, // 45: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
-	94, // 46: mailstore.metadata.v1.AcquireSlotRequest.ttl:type_name -> google.protobuf.Duration
-	94, // 47: mailstore.metadata.v1.RefreshSlotsRequest.ttl:type_name -> google.protobuf.Duration
-	93, // 48: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
-	12, // 49: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
-	14, // 50: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
-	16, // 51: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
-	18, // 52: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
-	20, // 53: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
-	22, // 54: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
-	24, // 55: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
-	26, // 56: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
-	28, // 57: mailstore.metadata.v1.MetadataService.AddAlias:input_type -> mailstore.metadata.v1.AddAliasRequest
-	30, // 58: mailstore.metadata.v1.MetadataService.RemoveAlias:input_type -> mailstore.metadata.v1.RemoveAliasRequest
-	32, // 59: mailstore.metadata.v1.MetadataService.LookupAddress:input_type -> mailstore.metadata.v1.LookupAddressRequest
-	34, // 60: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
-	36, // 61: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
-	38, // 62: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
-	40, // 63: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
-	42, // 64: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
-	44, // 65: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
-	46, // 66: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
-	48, // 67: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
-	50, // 68: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
-	52, // 69: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
-	54, // 70: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
-	56, // 71: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
-	58, // 72: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
-	61, // 73: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
-	63, // 74: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
-	65, // 75: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
-	67, // 76: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
-	69, // 77: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
-	71, // 78: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
-	73, // 79: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
-	75, // 80: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
-	77, // 81: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
-	79, // 82: mailstore.metadata.v1.MetadataService.AcquireSlot:input_type -> mailstore.metadata.v1.AcquireSlotRequest
-	81, // 83: mailstore.metadata.v1.MetadataService.ReleaseSlot:input_type -> mailstore.metadata.v1.ReleaseSlotRequest
-	83, // 84: mailstore.metadata.v1.MetadataService.RefreshSlots:input_type -> mailstore.metadata.v1.RefreshSlotsRequest
-	85, // 85: mailstore.metadata.v1.MetadataService.GetSlotTotal:input_type -> mailstore.metadata.v1.GetSlotTotalRequest
-	87, // 86: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
-	89, // 87: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
-	91, // 88: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
-	13, // 89: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
-	15, // 90: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
-	17, // 91: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
-	19, // 92: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
-	21, // 93: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
-	23, // 94: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
-	25, // 95: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
-	27, // 96: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
-	29, // 97: mailstore.metadata.v1.MetadataService.AddAlias:output_type -> mailstore.metadata.v1.AddAliasResponse
-	31, // 98: mailstore.metadata.v1.MetadataService.RemoveAlias:output_type -> mailstore.metadata.v1.RemoveAliasResponse
-	33, // 99: mailstore.metadata.v1.MetadataService.LookupAddress:output_type -> mailstore.metadata.v1.LookupAddressResponse
-	35, // 100: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
-	37, // 101: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
-	39, // 102: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
-	41, // 103: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
-	43, // 104: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
-	45, // 105: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
-	47, // 106: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
-	49, // 107: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
-	51, // 108: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
-	53, // 109: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
-	55, // 110: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
-	57, // 111: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
-	60, // 112: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
-	62, // 113: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
-	64, // 114: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
-	66, // 115: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
-	68, // 116: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
-	70, // 117: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
-	72, // 118: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
-	74, // 119: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
-	76, // 120: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
-	78, // 121: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
-	80, // 122: mailstore.metadata.v1.MetadataService.AcquireSlot:output_type -> mailstore.metadata.v1.AcquireSlotResponse
-	82, // 123: mailstore.metadata.v1.MetadataService.ReleaseSlot:output_type -> mailstore.metadata.v1.ReleaseSlotResponse
-	84, // 124: mailstore.metadata.v1.MetadataService.RefreshSlots:output_type -> mailstore.metadata.v1.RefreshSlotsResponse
-	86, // 125: mailstore.metadata.v1.MetadataService.GetSlotTotal:output_type -> mailstore.metadata.v1.GetSlotTotalResponse
-	88, // 126: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
-	90, // 127: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
-	92, // 128: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
-	89, // [89:129] is the sub-list for method output_type
-	49, // [49:89] is the sub-list for method input_type
-	49, // [49:49] is the sub-list for extension type_name
-	49, // [49:49] is the sub-list for extension extendee
-	0,  // [0:49] is the sub-list for field type_name
+	93, // 8: mailstore.metadata.v1.Event.time:type_name -> google.protobuf.Timestamp
+	93, // 9: mailstore.metadata.v1.Lease.expires:type_name -> google.protobuf.Timestamp
+	5,  // 10: mailstore.metadata.v1.AuthenticateResponse.account:type_name -> mailstore.metadata.v1.Account
+	3,  // 11: mailstore.metadata.v1.CreateAccountRequest.quota:type_name -> mailstore.metadata.v1.Quota
+	5,  // 12: mailstore.metadata.v1.CreateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 13: mailstore.metadata.v1.GetAccountResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 14: mailstore.metadata.v1.LookupLoginResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 15: mailstore.metadata.v1.ListAccountsResponse.accounts:type_name -> mailstore.metadata.v1.Account
+	4,  // 16: mailstore.metadata.v1.UpdateAccountRequest.pop3:type_name -> mailstore.metadata.v1.POP3Policy
+	5,  // 17: mailstore.metadata.v1.UpdateAccountResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 18: mailstore.metadata.v1.AddAliasResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 19: mailstore.metadata.v1.RemoveAliasResponse.account:type_name -> mailstore.metadata.v1.Account
+	5,  // 20: mailstore.metadata.v1.LookupAddressResponse.account:type_name -> mailstore.metadata.v1.Account
+	6,  // 21: mailstore.metadata.v1.CreateMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
+	6,  // 22: mailstore.metadata.v1.GetMailboxResponse.mailbox:type_name -> mailstore.metadata.v1.Mailbox
+	6,  // 23: mailstore.metadata.v1.ListMailboxesResponse.mailboxes:type_name -> mailstore.metadata.v1.Mailbox
+	93, // 24: mailstore.metadata.v1.AppendEntryRequest.internal_date:type_name -> google.protobuf.Timestamp
+	8,  // 25: mailstore.metadata.v1.ListEntriesRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	0,  // 26: mailstore.metadata.v1.ListEntriesRequest.fields:type_name -> mailstore.metadata.v1.EntryField
+	9,  // 27: mailstore.metadata.v1.ListEntriesResponse.entries:type_name -> mailstore.metadata.v1.Entry
+	8,  // 28: mailstore.metadata.v1.StoreFlagsRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	1,  // 29: mailstore.metadata.v1.StoreFlagsRequest.op:type_name -> mailstore.metadata.v1.FlagOp
+	9,  // 30: mailstore.metadata.v1.StoreFlagsResponse.updated:type_name -> mailstore.metadata.v1.Entry
+	8,  // 31: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
+	8,  // 32: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	8,  // 33: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	59, // 34: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 35: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	59, // 36: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 37: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	93, // 38: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
+	8,  // 39: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
+	9,  // 40: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
+	10, // 41: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
+	94, // 42: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 43: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	94, // 44: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 45: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	94, // 46: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
+	94, // 47: mailstore.metadata.v1.AcquireSlotRequest.ttl:type_name -> google.protobuf.Duration
+	94, // 48: mailstore.metadata.v1.RefreshSlotsRequest.ttl:type_name -> google.protobuf.Duration
+	93, // 49: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
+	12, // 50: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
+	14, // 51: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
+	16, // 52: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
+	18, // 53: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
+	20, // 54: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
+	22, // 55: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
+	24, // 56: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
+	26, // 57: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
+	28, // 58: mailstore.metadata.v1.MetadataService.AddAlias:input_type -> mailstore.metadata.v1.AddAliasRequest
+	30, // 59: mailstore.metadata.v1.MetadataService.RemoveAlias:input_type -> mailstore.metadata.v1.RemoveAliasRequest
+	32, // 60: mailstore.metadata.v1.MetadataService.LookupAddress:input_type -> mailstore.metadata.v1.LookupAddressRequest
+	34, // 61: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
+	36, // 62: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
+	38, // 63: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
+	40, // 64: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
+	42, // 65: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
+	44, // 66: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
+	46, // 67: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
+	48, // 68: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
+	50, // 69: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
+	52, // 70: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
+	54, // 71: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
+	56, // 72: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
+	58, // 73: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
+	61, // 74: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
+	63, // 75: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
+	65, // 76: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
+	67, // 77: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
+	69, // 78: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
+	71, // 79: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
+	73, // 80: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
+	75, // 81: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
+	77, // 82: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
+	79, // 83: mailstore.metadata.v1.MetadataService.AcquireSlot:input_type -> mailstore.metadata.v1.AcquireSlotRequest
+	81, // 84: mailstore.metadata.v1.MetadataService.ReleaseSlot:input_type -> mailstore.metadata.v1.ReleaseSlotRequest
+	83, // 85: mailstore.metadata.v1.MetadataService.RefreshSlots:input_type -> mailstore.metadata.v1.RefreshSlotsRequest
+	85, // 86: mailstore.metadata.v1.MetadataService.GetSlotTotal:input_type -> mailstore.metadata.v1.GetSlotTotalRequest
+	87, // 87: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
+	89, // 88: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
+	91, // 89: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
+	13, // 90: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
+	15, // 91: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
+	17, // 92: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
+	19, // 93: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
+	21, // 94: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
+	23, // 95: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
+	25, // 96: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
+	27, // 97: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
+	29, // 98: mailstore.metadata.v1.MetadataService.AddAlias:output_type -> mailstore.metadata.v1.AddAliasResponse
+	31, // 99: mailstore.metadata.v1.MetadataService.RemoveAlias:output_type -> mailstore.metadata.v1.RemoveAliasResponse
+	33, // 100: mailstore.metadata.v1.MetadataService.LookupAddress:output_type -> mailstore.metadata.v1.LookupAddressResponse
+	35, // 101: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
+	37, // 102: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
+	39, // 103: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
+	41, // 104: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
+	43, // 105: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
+	45, // 106: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
+	47, // 107: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
+	49, // 108: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
+	51, // 109: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
+	53, // 110: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
+	55, // 111: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
+	57, // 112: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
+	60, // 113: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
+	62, // 114: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
+	64, // 115: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
+	66, // 116: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
+	68, // 117: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
+	70, // 118: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
+	72, // 119: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
+	74, // 120: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
+	76, // 121: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
+	78, // 122: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
+	80, // 123: mailstore.metadata.v1.MetadataService.AcquireSlot:output_type -> mailstore.metadata.v1.AcquireSlotResponse
+	82, // 124: mailstore.metadata.v1.MetadataService.ReleaseSlot:output_type -> mailstore.metadata.v1.ReleaseSlotResponse
+	84, // 125: mailstore.metadata.v1.MetadataService.RefreshSlots:output_type -> mailstore.metadata.v1.RefreshSlotsResponse
+	86, // 126: mailstore.metadata.v1.MetadataService.GetSlotTotal:output_type -> mailstore.metadata.v1.GetSlotTotalResponse
+	88, // 127: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
+	90, // 128: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
+	92, // 129: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
+	90, // [90:130] is the sub-list for method output_type
+	50, // [50:90] is the sub-list for method input_type
+	50, // [50:50] is the sub-list for extension type_name
+	50, // [50:50] is the sub-list for extension extendee
+	0,  // [0:50] is the sub-list for field type_name
 }
 
 func init() { file_mailstore_metadata_v1_metadata_proto_init() }
