@@ -199,10 +199,16 @@ func (s *session) readCommand() bool {
 	h, ok := commands[cmd.name]
 	switch {
 	case !ok || (cmd.uid && !h.uid):
-		s.dec.SkipLine()
+		// A failed skip (the autologout timer, a gone client) ends the
+		// session, so a trickled line gets no second idle period.
+		if err := s.dec.SkipLine(); err != nil {
+			return s.readFailed(err, tag)
+		}
 		s.tagged(tag, "BAD", "", "Unknown command")
 	case h.states&(1<<s.state) == 0:
-		s.dec.SkipLine()
+		if err := s.dec.SkipLine(); err != nil {
+			return s.readFailed(err, tag)
+		}
 		s.tagged(tag, "BAD", "", "Command not allowed in this state")
 	default:
 		s.run(cmd, h)

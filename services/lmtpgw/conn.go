@@ -1,6 +1,7 @@
 package lmtpgw
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net"
@@ -84,8 +85,9 @@ func (s *connSession) Serve() {
 // it, else right after the replies to that delivery are written.
 func (s *connSession) Shutdown() { s.conn.shutdown() }
 
-// lmtpConn is a connection with an idle timeout on every read, a hard
-// deadline during a message transfer, and a graceful close for drains.
+// lmtpConn is a connection with an idle timeout on every read, the same
+// bound on the whole of a command line, a hard deadline during a message
+// transfer, and a graceful close for drains.
 type lmtpConn struct {
 	net.Conn
 	ctx    context.Context // the session's parent
@@ -94,10 +96,15 @@ type lmtpConn struct {
 	closed chan struct{}
 	once   sync.Once
 
-	mu       sync.Mutex
-	hard     time.Time // zero: none
-	busy     bool      // a delivery is running on the connection
-	draining bool
+	mu   sync.Mutex
+	hard time.Time // zero: none
+	// lineStart is when the first byte of a command line not yet ended
+	// arrived (zero: none pending). Outside a transfer, the rest of the
+	// line must come within the idle timeout of it, so a client trickling
+	// a byte at a time (slowloris) cannot hold the connection forever.
+	lineStart time.Time
+	busy      bool // a delivery is running on the connection
+	draining  bool
 }
 
 func newLMTPConn(ctx context.Context, c net.Conn, idle time.Duration) *lmtpConn {
@@ -117,18 +124,45 @@ func (r rawReader) Read(p []byte) (int, error) { return r.c.readRaw(p) }
 
 // readRaw refreshes the idle deadline first, so a client is cut off after
 // being silent for the idle timeout whether between commands or within
-// DATA, and a slow trickle cannot outlast the hard deadline of a transfer.
+// DATA; a slow trickle cannot outlast the hard deadline of a transfer, nor,
+// between transfers, the idle timeout counted from a command line's first
+// byte.
 func (c *lmtpConn) readRaw(p []byte) (int, error) {
 	d := time.Now().Add(c.idle)
 	c.mu.Lock()
-	if !c.hard.IsZero() && c.hard.Before(d) {
-		d = c.hard
+	if !c.hard.IsZero() {
+		// Within a transfer the hard deadline bounds everything, and
+		// the command lines that follow it start afresh.
+		c.lineStart = time.Time{}
+		d = minTime(d, c.hard)
+	} else if !c.lineStart.IsZero() {
+		d = minTime(d, c.lineStart.Add(c.idle))
 	}
 	c.mu.Unlock()
 	if err := c.Conn.SetReadDeadline(d); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.mu.Lock()
+		if c.hard.IsZero() {
+			switch i := bytes.LastIndexByte(p[:n], '\n'); {
+			case i == n-1:
+				c.lineStart = time.Time{}
+			case i >= 0, c.lineStart.IsZero():
+				c.lineStart = time.Now()
+			}
+		}
+		c.mu.Unlock()
+	}
+	return n, err
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func (c *lmtpConn) Close() error {
