@@ -12,6 +12,8 @@ PKGS     ?= ./...
 # `eval` alone would hide a failure of the script, hence the && chain.
 TOOLS    = exports="$$(scripts/tools.sh $(TOOLS_FLAGS))" && eval "$$exports"
 BENCHTIME ?= 1s
+# FUZZTIME is how long make test runs each fuzz target (scripts/fuzz.sh).
+FUZZTIME ?= 5s
 
 .PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 clean tools
 
@@ -31,6 +33,7 @@ test: lint
 	@$(TOOLS) && scripts/proto-check.sh
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -race -count=1 -timeout 30m $(PKGS)
 	@scripts/deploy-test.sh
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 ## test-quick: unit tests without -race; tests needing servers use them if installed, else skip.
 test-quick:
