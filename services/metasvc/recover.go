@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"slices"
-	"time"
 
 	"github.com/mailstore/mailstore/pkg/blob"
 	"github.com/mailstore/mailstore/pkg/mail"
@@ -46,15 +45,11 @@ type recoverResult struct {
 // A blob whose body cannot be read is reported in Failed and skipped; it
 // stays in the blob store for another attempt.
 func (r *recoverer) Recover(ctx context.Context, acct mail.AccountID) (res recoverResult, err error) {
-	lease, err := r.store.AcquireLease(ctx, acct, maintenanceLease, r.holder+" recover", time.Hour)
+	ctx, release, err := holdLease(ctx, r.store, acct, maintenanceLease, r.holder+" recover", workLeaseTTL, r.logger)
 	if err != nil {
 		return res, fmt.Errorf("take maintenance lease: %w", err)
 	}
-	defer func() {
-		if rerr := r.store.ReleaseLease(context.WithoutCancel(ctx), acct, maintenanceLease, lease.Token); rerr != nil {
-			r.logger.Warn("release maintenance lease", "account", acct, "err", rerr)
-		}
-	}()
+	defer release()
 
 	var infos []blob.Info
 	if err := r.blobs.List(ctx, acct, func(i blob.Info) error {

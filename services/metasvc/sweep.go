@@ -88,11 +88,11 @@ func (s *sweeper) sweepAll(ctx context.Context, orphans bool) {
 // period, and with orphans also its unreferenced blobs past OrphanAge. It
 // returns how many blobs it deleted.
 func (s *sweeper) SweepAccount(ctx context.Context, acct mail.AccountID, orphans bool) (int, error) {
-	lease, err := s.store.AcquireLease(ctx, acct, maintenanceLease, s.holder+" sweep", 10*time.Minute)
+	ctx, release, err := holdLease(ctx, s.store, acct, maintenanceLease, s.holder+" sweep", workLeaseTTL, s.logger)
 	if err != nil {
 		return 0, err
 	}
-	defer func() { _ = s.store.ReleaseLease(context.WithoutCancel(ctx), acct, maintenanceLease, lease.Token) }()
+	defer release()
 
 	deleted := 0
 	for {
