@@ -14,8 +14,11 @@ TOOLS    = exports="$$(scripts/tools.sh $(TOOLS_FLAGS))" && eval "$$exports"
 BENCHTIME ?= 1s
 # FUZZTIME is how long make test runs each fuzz target (scripts/fuzz.sh).
 FUZZTIME ?= 5s
+# DURATION and SEED steer make chaos.
+DURATION ?= 5m
+SEED ?=
 
-.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 clean tools
+.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 chaos clean tools
 
 all: build
 
@@ -68,6 +71,12 @@ bench:
 bench-imap:
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 30m \
 		./services/imapgw/
+
+## chaos: the chaos run (kills, pauses, Redis and S3 restarts under a mixed workload) with the history check; DURATION (default 5m), SEED=n replays a run's choices. make test runs a 60 s version.
+chaos:
+	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 MAILSTORE_CHAOS_DURATION=$(DURATION) MAILSTORE_CHAOS_SEED=$(SEED) \
+		MAILSTORE_CHAOS_REPORT_DIR=$${MAILSTORE_CHAOS_REPORT_DIR:-/tmp/mailstore-chaos} \
+		$(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 60m ./cmd/mailstore/
 
 ## bench-pop3: the POP3 gateway's benchmarks only (under a minute).
 bench-pop3:
