@@ -18,7 +18,7 @@ FUZZTIME ?= 5s
 DURATION ?= 5m
 SEED ?=
 
-.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 chaos clean tools
+.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 bench-lmtp chaos loadtest-build loadtest-test clean tools
 
 all: build
 
@@ -37,6 +37,7 @@ test: lint
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -race -count=1 -timeout 30m $(PKGS)
 	@scripts/deploy-test.sh
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+	@scripts/loadtest-test.sh
 
 ## test-quick: unit tests without -race; tests needing servers use them if installed, else skip.
 test-quick:
@@ -77,6 +78,18 @@ chaos:
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 MAILSTORE_CHAOS_DURATION=$(DURATION) MAILSTORE_CHAOS_SEED=$(SEED) \
 		MAILSTORE_CHAOS_REPORT_DIR=$${MAILSTORE_CHAOS_REPORT_DIR:-/tmp/mailstore-chaos} \
 		$(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 60m ./cmd/mailstore/
+
+## bench-lmtp: LMTP delivery side by side with Dovecot's LMTP (installs dovecot-lmtpd from Debian if missing; about 3 minutes).
+bench-lmtp:
+	scripts/bench-lmtp-dovecot.sh
+
+## loadtest-build: k6 with the k6/x/mail extension, built from the Go module proxy (prints its path).
+loadtest-build:
+	@scripts/loadtest-build.sh
+
+## loadtest-test: the k6 extension's tests against a real mailstore, and a k6 smoke run.
+loadtest-test:
+	@scripts/loadtest-test.sh
 
 ## bench-pop3: the POP3 gateway's benchmarks only (under a minute).
 bench-pop3:
