@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/mailstore/mailstore/pkg/connserve"
 	"github.com/mailstore/mailstore/pkg/meta"
 )
 
@@ -142,4 +143,24 @@ func (k *Keeper) Admitter(prefix string, limit int64) func(ip string) (func(), b
 	return func(ip string) (func(), bool) {
 		return k.Acquire(context.Background(), prefix+ip, limit)
 	}
+}
+
+// Limit bounds srv's connections per client IP to max (0: no bound) for
+// service ("imap", "pop3", "lmtp"): across every pod when store keeps
+// shared Slots (the metadata store does), else on this pod alone. It
+// returns the keeper (nil without shared slots; also usable for other
+// limits, such as sessions per account) and the function that stops it.
+func Limit(srv *connserve.Server, store any, service string, max int, logger *slog.Logger) (*Keeper, func()) {
+	ls, ok := store.(Store)
+	if !ok {
+		srv.MaxPerIP = max
+		return nil, func() {}
+	}
+	k := New(ls, Holder(service), DefaultTTL, logger)
+	ctx, stop := context.WithCancel(context.Background())
+	go k.Run(ctx)
+	if max > 0 {
+		srv.Admit = k.Admitter("conn/"+service+"/ip/", int64(max))
+	}
+	return k, stop
 }

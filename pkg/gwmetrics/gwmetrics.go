@@ -9,10 +9,13 @@
 package gwmetrics
 
 import (
+	"errors"
 	"net"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/mailstore/mailstore/pkg/meta"
 )
 
 // Gateway is one gateway's metrics.
@@ -109,11 +112,20 @@ func (g *Gateway) Command(name, result string, d time.Duration) {
 	g.duration.WithLabelValues(name).Observe(d.Seconds())
 }
 
-// Login records an authentication attempt.
-func (g *Gateway) Login(result string) {
-	if g != nil {
-		g.logins.WithLabelValues(result).Inc()
+// Login records an authentication attempt by its outcome: ok, failed
+// (wrong credentials: meta.ErrAuthFailed) or error (the store failed).
+func (g *Gateway) Login(err error) {
+	if g == nil {
+		return
 	}
+	result := "error"
+	switch {
+	case err == nil:
+		result = "ok"
+	case errors.Is(err, meta.ErrAuthFailed):
+		result = "failed"
+	}
+	g.logins.WithLabelValues(result).Inc()
 }
 
 // LockHeld adds delta to the POP3 locks held.

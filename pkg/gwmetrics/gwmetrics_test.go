@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/mailstore/mailstore/pkg/meta"
 )
 
 func TestGateway(t *testing.T) {
@@ -17,7 +19,7 @@ func TestGateway(t *testing.T) {
 	done := g.SessionStarted()
 	g.Command("RETR", "ok", 3*time.Millisecond)
 	g.Command("RETR", "err", time.Millisecond)
-	g.Login("failed")
+	g.Login(meta.ErrAuthFailed)
 	g.LockHeld(1)
 	a, b := net.Pipe()
 	defer b.Close()
@@ -141,7 +143,7 @@ func TestNilGateway(t *testing.T) {
 	var g *Gateway
 	g.SessionStarted()()
 	g.Command("NOOP", "ok", 0)
-	g.Login("ok")
+	g.Login(nil)
 	g.LockHeld(1)
 	g.Delivery("stored")
 	g.Refused()

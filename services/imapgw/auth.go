@@ -76,22 +76,10 @@ func cmdLogin(s *session, ctx context.Context, cmd *command) error {
 	return s.login(ctx, user, pass)
 }
 
-// loginResult names an authentication's outcome for the metrics.
-func loginResult(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, meta.ErrAuthFailed):
-		return "failed"
-	default:
-		return "error"
-	}
-}
-
 // login checks the credentials and enters the authenticated state.
 func (s *session) login(ctx context.Context, user, pass string) error {
 	acct, err := s.gw.deps.Auth.Authenticate(ctx, user, pass, s.remote)
-	s.gw.deps.Metrics.Login(loginResult(err))
+	s.gw.deps.Metrics.Login(err)
 	switch {
 	case errors.Is(err, meta.ErrAuthFailed):
 		s.authFailures++

@@ -145,7 +145,7 @@ type Gateway struct {
 	// limits holds this pod's share of the limits kept in the metadata
 	// store (connections per IP and per account across pods).
 	limits     *connlimit.Keeper
-	stopLimits context.CancelFunc
+	stopLimits func()
 }
 
 // New builds a gateway; Serve and Run start it.
@@ -157,20 +157,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps.Logger = slog.New(slog.DiscardHandler)
 	}
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger}
-	g.conns.MaxPerIP = cfg.MaxConnsPerIP
 	g.conns.DrainWindow = cfg.DrainWindow
 	g.conns.WrapConn = deps.Metrics.Conn
-	if ls, ok := deps.Meta.(connlimit.Store); ok {
-		g.limits = connlimit.New(ls, connlimit.Holder("imap"), connlimit.DefaultTTL, deps.Logger)
-		var ctx context.Context
-		ctx, g.stopLimits = context.WithCancel(context.Background())
-		go g.limits.Run(ctx)
-		if cfg.MaxConnsPerIP > 0 {
-			// The shared limit replaces the pod-local one.
-			g.conns.Admit = g.limits.Admitter("conn/imap/ip/", int64(cfg.MaxConnsPerIP))
-			g.conns.MaxPerIP = 0
-		}
-	}
+	g.limits, g.stopLimits = connlimit.Limit(&g.conns, deps.Meta, "imap", cfg.MaxConnsPerIP, deps.Logger)
 	g.conns.Refuse = func(c net.Conn) {
 		deps.Metrics.Refused()
 		_, _ = io.WriteString(c, "* BYE [UNAVAILABLE] Too many connections from your address\r\n")
@@ -211,7 +200,5 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) err
 func (g *Gateway) shutdown() {
 	g.conns.Shutdown()
 	g.hub.close()
-	if g.stopLimits != nil {
-		g.stopLimits()
-	}
+	g.stopLimits()
 }

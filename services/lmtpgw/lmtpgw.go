@@ -209,10 +209,9 @@ type Gateway struct {
 	tcpConns  connserve.Server // bounded per IP
 	unixConns connserve.Server // one local peer: not bounded per IP
 	tls       *tls.Config      // STARTTLS, when configured
-	// limits holds this pod's share of the connections-per-IP limit kept
-	// in the metadata store.
-	limits     *connlimit.Keeper
-	stopLimits context.CancelFunc
+	// stopLimits stops this pod's share of the connections-per-IP limit
+	// kept in the metadata store.
+	stopLimits func()
 }
 
 // New builds a gateway; Serve or Run starts it.
@@ -230,7 +229,6 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps.Clock = time.Now
 	}
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, now: deps.Clock, scripts: newScriptCache(1024)}
-	g.tcpConns.MaxPerIP = cfg.MaxConnsPerIP
 	g.tcpConns.DrainWindow = cfg.DrainWindow
 	g.tcpConns.WrapConn = deps.Metrics.Conn
 	g.unixConns.WrapConn = deps.Metrics.Conn
@@ -246,15 +244,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		}
 		g.tls = tc
 	}
-	if ls, ok := deps.Meta.(connlimit.Store); ok && cfg.MaxConnsPerIP > 0 {
-		// The shared limit replaces the pod-local one.
-		g.limits = connlimit.New(ls, connlimit.Holder("lmtp"), connlimit.DefaultTTL, deps.Logger)
-		var ctx context.Context
-		ctx, g.stopLimits = context.WithCancel(context.Background())
-		go g.limits.Run(ctx)
-		g.tcpConns.Admit = g.limits.Admitter("conn/lmtp/ip/", int64(cfg.MaxConnsPerIP))
-		g.tcpConns.MaxPerIP = 0
-	}
+	_, g.stopLimits = connlimit.Limit(&g.tcpConns, deps.Meta, "lmtp", cfg.MaxConnsPerIP, deps.Logger)
 	return g, nil
 }
 
@@ -286,7 +276,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	})
 	_ = srv.Close()
 	<-served
-	if ctx.Err() != nil && g.stopLimits != nil {
+	if ctx.Err() != nil {
 		g.stopLimits()
 	}
 	return err

@@ -242,24 +242,12 @@ func (s *session) authFailed(ctx context.Context) error {
 	return errf("[AUTH] Authentication failed")
 }
 
-// loginResult names an authentication's outcome for the metrics.
-func loginResult(err error) string {
-	switch {
-	case err == nil:
-		return "ok"
-	case errors.Is(err, meta.ErrAuthFailed):
-		return "failed"
-	default:
-		return "error"
-	}
-}
-
 // login checks the credentials, takes the maildrop lock and the snapshot,
 // and enters the TRANSACTION state. On any failure the session stays in
 // AUTHORIZATION holding nothing.
 func (s *session) login(ctx context.Context, user, pass string) error {
 	acct, err := s.gw.deps.Auth.Authenticate(ctx, user, pass, s.remote)
-	s.gw.deps.Metrics.Login(loginResult(err))
+	s.gw.deps.Metrics.Login(err)
 	switch {
 	case errors.Is(err, meta.ErrAuthFailed):
 		s.logger.Info("authentication failed", "user", user, "failures", s.authFailures+1)

@@ -200,10 +200,9 @@ type Gateway struct {
 	sizes  *sizeCache
 
 	conns connserve.Server
-	// limits holds this pod's share of the limits kept in the metadata
-	// store (connections per IP and per account across pods).
-	limits     *connlimit.Keeper
-	stopLimits context.CancelFunc
+	// stopLimits stops this pod's share of the connections-per-IP limit
+	// kept in the metadata store.
+	stopLimits func()
 }
 
 // New builds a gateway; Serve starts it.
@@ -221,20 +220,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps.Pod, _ = os.Hostname()
 	}
 	g := &Gateway{cfg: cfg, deps: deps, logger: deps.Logger, sizes: newSizeCache(1 << 16)}
-	g.conns.MaxPerIP = cfg.MaxConnsPerIP
 	g.conns.DrainWindow = cfg.DrainWindow
 	g.conns.WrapConn = deps.Metrics.Conn
-	if ls, ok := deps.Meta.(connlimit.Store); ok {
-		g.limits = connlimit.New(ls, connlimit.Holder("pop3"), connlimit.DefaultTTL, deps.Logger)
-		var ctx context.Context
-		ctx, g.stopLimits = context.WithCancel(context.Background())
-		go g.limits.Run(ctx)
-		if cfg.MaxConnsPerIP > 0 {
-			// The shared limit replaces the pod-local one.
-			g.conns.Admit = g.limits.Admitter("conn/pop3/ip/", int64(cfg.MaxConnsPerIP))
-			g.conns.MaxPerIP = 0
-		}
-	}
+	_, g.stopLimits = connlimit.Limit(&g.conns, deps.Meta, "pop3", cfg.MaxConnsPerIP, deps.Logger)
 	g.conns.Refuse = func(c net.Conn) {
 		deps.Metrics.Refused()
 		_, _ = io.WriteString(c, "-ERR [SYS/TEMP] Too many connections from your address\r\n")
@@ -276,9 +264,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener, implicit bool) err
 // shutdown tells every session to end and waits for them.
 func (g *Gateway) shutdown() {
 	g.conns.Shutdown()
-	if g.stopLimits != nil {
-		g.stopLimits()
-	}
+	g.stopLimits()
 }
 
 // sizeCache remembers wire sizes by blob: blobs are immutable, so a size
