@@ -276,6 +276,18 @@ func (s *Scanner) delimiter(k int, closing bool, start, end, eol int64) {
 	if s.lastEOLEnd == start && s.nEOL > 0 {
 		e = start - s.lastEOLLen
 	}
+	// The line break before this delimiter may be one that also ended an
+	// inner delimiter line or an inner header ("--inner\r\n--outer",
+	// "--inner\r\n\r\n--outer"): the deepest part open starts (or its
+	// body starts) after it, and every part closed here must end no
+	// earlier than that part does.
+	if top := s.top(); len(s.stack)-1 > k {
+		lo := top.p.HeaderOffset
+		if top.kind != fHeader {
+			lo = top.p.BodyOffset
+		}
+		e = max(e, lo)
+	}
 	for i := len(s.stack) - 1; i > k; i-- {
 		s.finish(s.stack[i], e)
 		s.stack[i] = nil
