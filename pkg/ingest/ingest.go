@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/mailstore/mailstore/pkg/blob"
@@ -52,12 +53,20 @@ type Config struct {
 	SpoolDir string
 	// Limits bound the MIME parse.
 	Limits mime.Limits
+	// AppendRetry is how long the commit of an entry whose outcome is
+	// unknown (the metadata store unreachable, a deadline, a connection
+	// broken after the request) is retried with the same blob before
+	// Ingest gives up with that error. The store answers a repeat with
+	// the first result (meta.AppendReplayWindow), so a retry never stores
+	// the message twice. 0: no retry.
+	AppendRetry time.Duration
 }
 
 // Defaults of Config.
 const (
 	DefaultMaxMessageSize = 64 << 20
 	DefaultSpoolMemory    = 1 << 20
+	DefaultAppendRetry    = 20 * time.Second
 )
 
 // RegisterFlags registers the flags of Config under -ingest.; the
@@ -66,6 +75,7 @@ func (c *Config) RegisterFlags(f *flag.FlagSet) {
 	f.Int64Var(&c.MaxMessageSize, "ingest.max-message-size", DefaultMaxMessageSize, "Largest message accepted, in bytes (APPENDLIMIT, LMTP SIZE).")
 	f.Int64Var(&c.SpoolMemory, "ingest.spool-memory", DefaultSpoolMemory, "Bytes of a multi-recipient delivery kept in memory before spooling to a temporary file.")
 	f.StringVar(&c.SpoolDir, "ingest.spool-dir", "", "Directory for spooled multi-recipient deliveries (default: the system temporary directory).")
+	f.DurationVar(&c.AppendRetry, "ingest.append-retry", DefaultAppendRetry, "How long the commit of a message whose outcome is unknown (metadata service unreachable or too slow) is retried before the client gets a temporary failure; a retry never stores the message twice (0: no retry).")
 	c.Limits.RegisterFlagsWithPrefix("ingest.mime.", f)
 }
 
@@ -76,6 +86,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SpoolMemory < 0 {
 		return fmt.Errorf("ingest.spool-memory: %d: must not be negative", c.SpoolMemory)
+	}
+	if c.AppendRetry < 0 || c.AppendRetry >= meta.AppendReplayWindow {
+		return fmt.Errorf("ingest.append-retry: %v: must be at least 0 and below %v", c.AppendRetry, meta.AppendReplayWindow)
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("ingest.mime: %w", err)
@@ -259,13 +272,17 @@ func (g *Ingester) put(ctx context.Context, t Target, date, now time.Time, r *me
 // could leave an entry pointing at nothing. If no entry refers to it, the
 // orphan sweep removes it later.
 func (g *Ingester) append(ctx context.Context, t Target, date time.Time, size int64, id mail.BlobID, structure []byte) (meta.Appended, error) {
-	app, err := g.meta.AppendEntry(ctx, t.Account, t.Mailbox, meta.NewEntry{
+	e := meta.NewEntry{
 		Flags:        t.Flags,
 		InternalDate: date,
 		Size:         size,
 		Blob:         id,
 		Structure:    structure,
-	})
+	}
+	app, err := g.meta.AppendEntry(ctx, t.Account, t.Mailbox, e)
+	if err != nil && !Refused(err) && g.cfg.AppendRetry > 0 {
+		app, err = g.retryAppend(ctx, t, e, err)
+	}
 	if err != nil {
 		if Refused(err) {
 			g.deleteBlob(ctx, t.Account, id)
@@ -273,6 +290,43 @@ func (g *Ingester) append(ctx context.Context, t Target, date time.Time, size in
 		return meta.Appended{}, fmt.Errorf("append to mailbox %d: %w", t.Mailbox, err)
 	}
 	return app, nil
+}
+
+// Bounds of the pauses between retries of an append, and of one retry.
+const (
+	retryFirstPause = 50 * time.Millisecond
+	retryMaxPause   = 2 * time.Second
+	retryAttempt    = 5 * time.Second
+)
+
+// retryAppend repeats an append whose outcome is unknown (err) with the
+// same blob until the store answers for certain or Config.AppendRetry has
+// passed. Each attempt has its own deadline, so one lost in a stopped
+// process does not use up the whole time.
+func (g *Ingester) retryAppend(ctx context.Context, t Target, e meta.NewEntry, err error) (meta.Appended, error) {
+	deadline := time.Now().Add(g.cfg.AppendRetry)
+	pause := retryFirstPause
+	for attempt := 1; ; attempt++ {
+		// Half to all of pause, so that gateways do not retry in step.
+		wait := pause/2 + time.Duration(rand.Int64N(int64(pause/2)+1))
+		if left := time.Until(deadline); wait >= left {
+			return meta.Appended{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return meta.Appended{}, err
+		case <-time.After(wait):
+		}
+		actx, cancel := context.WithTimeout(ctx, min(retryAttempt, time.Until(deadline)))
+		app, aerr := g.meta.AppendEntry(actx, t.Account, t.Mailbox, e)
+		cancel()
+		if aerr == nil || Refused(aerr) {
+			g.logger.Info("append outcome settled by a retry", "account", t.Account, "blob", e.Blob, "attempts", attempt+1, "err", aerr)
+			return app, aerr
+		}
+		err = aerr
+		pause = min(2*pause, retryMaxPause)
+	}
 }
 
 // Refused reports whether err from the metadata store means the entry was

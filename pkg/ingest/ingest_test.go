@@ -495,6 +495,9 @@ func TestConfigValidate(t *testing.T) {
 		{"zero size", Config{}, false},
 		{"negative spool", Config{MaxMessageSize: 1, SpoolMemory: -1}, false},
 		{"negative limits", Config{MaxMessageSize: 1, Limits: mime.Limits{MaxDepth: -1}}, false},
+		{"append retry", Config{MaxMessageSize: 1, AppendRetry: DefaultAppendRetry}, true},
+		{"negative append retry", Config{MaxMessageSize: 1, AppendRetry: -time.Second}, false},
+		{"append retry past the replay window", Config{MaxMessageSize: 1, AppendRetry: meta.AppendReplayWindow}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -531,6 +534,86 @@ func TestIngestUnknownOutcomeKeepsBlob(t *testing.T) {
 			}
 			if got := e.blobBytes(t, acct, res.Blob); string(got) != testMessage {
 				t.Fatalf("kept blob holds %q", got)
+			}
+		})
+	}
+}
+
+// lossyAppender loses answers: its first lose calls fail with
+// meta.ErrUnavailable, after committing the entry when commit is set (the
+// answer was lost) or without (the request was).
+type lossyAppender struct {
+	Appender
+	commit bool
+	mu     sync.Mutex
+	lose   int
+	calls  int
+}
+
+func (l *lossyAppender) AppendEntry(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, e meta.NewEntry) (meta.Appended, error) {
+	l.mu.Lock()
+	l.calls++
+	lost := l.calls <= l.lose
+	l.mu.Unlock()
+	if !lost {
+		return l.Appender.AppendEntry(ctx, acct, mbox, e)
+	}
+	if l.commit {
+		if _, err := l.Appender.AppendEntry(ctx, acct, mbox, e); err != nil {
+			return meta.Appended{}, err
+		}
+	}
+	return meta.Appended{}, fmt.Errorf("append: %w", meta.ErrUnavailable)
+}
+
+// TestIngestRetriesUnknownOutcome: an append whose answer was lost is
+// retried with the same blob, and the message is stored exactly once
+// whether the lost attempts committed or not; without AppendRetry, or
+// when the store stays unreachable, the unknown outcome is reported.
+func TestIngestRetriesUnknownOutcome(t *testing.T) {
+	tests := []struct {
+		name   string
+		retry  time.Duration
+		commit bool
+		lose   int
+		ok     bool
+	}{
+		{"AnswerLostOnce", time.Minute, true, 1, true},
+		{"AnswerLostThrice", time.Minute, true, 3, true},
+		{"RequestLostTwice", time.Minute, false, 2, true},
+		{"NoRetry", 0, true, 1, false},
+		{"StaysUnreachable", 300 * time.Millisecond, false, 1 << 30, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, meta.Quota{})
+			la := &lossyAppender{Appender: e.meta, commit: tc.commit, lose: tc.lose}
+			g := e.ingester(t, Config{AppendRetry: tc.retry}, la, e.blobs)
+			res, err := g.Ingest(t.Context(), Request{
+				Target: Target{Account: e.acct, Mailbox: e.inbox.ID, MailboxName: mail.Inbox},
+				Size:   -1, Body: strings.NewReader(testMessage),
+			})
+			got := e.entries(t, e.acct, e.inbox.ID)
+			if !tc.ok {
+				if !errors.Is(err, meta.ErrUnavailable) {
+					t.Fatalf("Ingest error = %v, want ErrUnavailable", err)
+				}
+				if want := map[bool]int{true: 1, false: 0}[tc.commit]; len(got) != want {
+					t.Errorf("%d entries after an unknown outcome, want %d", len(got), want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Ingest: %v (after %d calls)", err, la.calls)
+			}
+			if len(got) != 1 || got[0].UID != res.Appended.UID || got[0].Blob != res.Blob {
+				t.Fatalf("entries %+v, want exactly the one answered (UID %d, blob %s)", got, res.Appended.UID, res.Blob)
+			}
+			if la.calls != tc.lose+1 {
+				t.Errorf("%d AppendEntry calls, want %d", la.calls, tc.lose+1)
+			}
+			if a, err := e.meta.Account(t.Context(), e.acct); err != nil || a.Quota.UsedMessages != 1 {
+				t.Errorf("account %+v, %v: want 1 message counted", a.Quota, err)
 			}
 		})
 	}

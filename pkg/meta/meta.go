@@ -332,12 +332,23 @@ type Copied struct {
 	ModSeq      mail.ModSeq
 }
 
+// AppendReplayWindow is how long AppendEntry at least remembers a blob
+// appended to a mailbox, so that a retry of the same append is answered without a
+// second entry.
+const AppendReplayWindow = 10 * time.Minute
+
 // Messages manages entries. Mailboxes are named by id: a gateway resolves a
 // name once at SELECT and keeps using the id, so a rename does not break
 // it. ErrNoSuchMailbox if the id no longer exists.
 type Messages interface {
 	// AppendEntry adds one entry, checking quota: ErrOverQuota if the
-	// account's byte or message limit would be exceeded.
+	// account's byte or message limit would be exceeded. It is idempotent
+	// per mailbox and blob for at least AppendReplayWindow: a second call naming a
+	// Blob already appended to mbox within the window changes nothing and
+	// returns the first call's Appended, even if that entry has been
+	// expunged since. A caller that lost the answer (ErrUnavailable, a
+	// deadline) retries with the same blob and learns the outcome instead
+	// of storing the message twice.
 	AppendEntry(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, e NewEntry) (Appended, error)
 	// ListEntries returns the entries with UIDs in uids, in UID order, with
 	// the asked-for fields. With changedSince > 0, only entries whose

@@ -483,8 +483,14 @@ func TestBlobQueueTimes(t *testing.T) {
 			}
 		})
 	}
-	// Referenced again (recovery) before the sweep: no longer pending.
-	if _, err := s.AppendEntry(ctx, a.ID, in.ID, meta.NewEntry{Size: 1, Blob: blob}); err != nil {
+	// Referenced again (recovery, into a mailbox it rebuilds) before the
+	// sweep: no longer pending. (In the same mailbox, the append would be
+	// taken for a repeat of the first: see meta.AppendReplayWindow.)
+	rebuilt, err := s.CreateMailbox(ctx, a.ID, "Rebuilt", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendEntry(ctx, a.ID, rebuilt.ID, meta.NewEntry{Size: 1, Blob: blob}); err != nil {
 		t.Fatal(err)
 	}
 	if ids, _ := s.PendingBlobs(ctx, a.ID, expunged.Add(time.Hour), 10); len(ids) != 0 {
@@ -585,5 +591,56 @@ func TestAliasesPersist(t *testing.T) {
 	}
 	if _, err := decodeAccount(append(enc, 5)); err == nil {
 		t.Error("a truncated alias section decoded without error")
+	}
+}
+
+// TestAppendReplayAgesOut: the record that makes a repeated append answer
+// the first one is dropped once older than meta.AppendReplayWindow (by a
+// later append), and is kept while younger.
+func TestAppendReplayAgesOut(t *testing.T) {
+	ctx := context.Background()
+	clk := newFakeClock()
+	s := openTemp(t, Config{}, WithClock(clk.Now))
+	a, in := newAccount(t, s)
+	e := meta.NewEntry{Size: 1, Blob: "replayed"}
+	first, err := s.AppendEntry(ctx, a.ID, in.ID, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := func() (n int) {
+		t.Helper()
+		if err := s.db.View(func(tx *bolt.Tx) error {
+			b, _, err := readMailbox(tx, a.ID, in.ID)
+			if err != nil {
+				return err
+			}
+			n = b.Bucket(bktAppended).Stats().KeyN
+			if m := b.Bucket(bktAppendAt).Stats().KeyN; m != n {
+				t.Errorf("%d records in a/, %d in at/", n, m)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	clk.Advance(meta.AppendReplayWindow - time.Second)
+	appendOne(t, s, a.ID, in.ID)
+	if again, err := s.AppendEntry(ctx, a.ID, in.ID, e); err != nil || again != first {
+		t.Fatalf("repeat within the window = %+v, %v; want %+v", again, err, first)
+	}
+	if n := records(); n != 2 {
+		t.Errorf("%d append records within the window, want 2", n)
+	}
+
+	clk.Advance(2 * time.Second)
+	appendOne(t, s, a.ID, in.ID) // drops the aged-out record
+	if n := records(); n != 2 {
+		t.Errorf("%d append records after one aged out, want 2", n)
+	}
+	again, err := s.AppendEntry(ctx, a.ID, in.ID, e)
+	if err != nil || again.UID <= first.UID {
+		t.Fatalf("append of the blob after the window = %+v, %v; want a new entry", again, err)
 	}
 }

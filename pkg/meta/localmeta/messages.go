@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -110,6 +111,11 @@ func (s *Store) AppendEntry(ctx context.Context, acct mail.AccountID, mbox mail.
 		if err != nil {
 			return err
 		}
+		if u, ms, ok := appendedBefore(m, e.Blob); ok {
+			// A repeat of an append whose answer was lost.
+			out = meta.Appended{Mailbox: mbox, UIDValidity: m.rec.UIDValidity, UID: u, ModSeq: ms}
+			return nil
+		}
 		if err := a.checkQuota(e.Size, 1); err != nil {
 			return err
 		}
@@ -119,6 +125,9 @@ func (s *Store) AppendEntry(ctx context.Context, acct mail.AccountID, mbox mail.
 		u := m.rec.UIDNext
 		ms := m.nextModSeq()
 		if err := w.insertEntry(a, m, u, packEntry(ms, fs, tail), ms, e.Size, []byte(e.Blob)); err != nil {
+			return err
+		}
+		if err := rememberAppend(m, e.Blob, u, ms, w.now); err != nil {
 			return err
 		}
 		out = meta.Appended{Mailbox: mbox, UIDValidity: m.rec.UIDValidity, UID: u, ModSeq: ms}
@@ -512,4 +521,62 @@ func (s *Store) ChangesSince(ctx context.Context, acct mail.AccountID, mbox mail
 		return meta.ChangeSet{}, fmt.Errorf("read changes of mailbox %d since %d: %w", mbox, since, err)
 	}
 	return cs, nil
+}
+
+// appendedBefore returns the entry an earlier AppendEntry of blob to m
+// made, if it is remembered (bktAppended).
+func appendedBefore(m *mboxState, blob mail.BlobID) (mail.UID, mail.ModSeq, bool) {
+	ab := m.b.Bucket(bktAppended)
+	if ab == nil {
+		return 0, 0, false
+	}
+	v := ab.Get([]byte(blob))
+	if len(v) != 20 {
+		return 0, 0, false
+	}
+	return mail.UID(binary.BigEndian.Uint32(v)), mail.ModSeq(binary.BigEndian.Uint64(v[4:])), true
+}
+
+// rememberAppend records that blob became entry u of m at now, and forgets
+// a few records older than meta.AppendReplayWindow.
+func rememberAppend(m *mboxState, blob mail.BlobID, u mail.UID, ms mail.ModSeq, now time.Time) error {
+	ab, err := m.b.CreateBucketIfNotExists(bktAppended)
+	if err != nil {
+		return err
+	}
+	tb, err := m.b.CreateBucketIfNotExists(bktAppendAt)
+	if err != nil {
+		return err
+	}
+	at := uint64(now.UnixMilli())
+	v := make([]byte, 20)
+	binary.BigEndian.PutUint32(v, uint32(u))
+	binary.BigEndian.PutUint64(v[4:], uint64(ms))
+	binary.BigEndian.PutUint64(v[12:], at)
+	if err := ab.Put([]byte(blob), v); err != nil {
+		return err
+	}
+	if err := tb.Put(append(u64Key(at), blob...), emptyValue); err != nil {
+		return err
+	}
+	cutoff := at - uint64(meta.AppendReplayWindow.Milliseconds())
+	var old [][]byte
+	c := tb.Cursor()
+	for k, _ := c.First(); k != nil && len(old) < 8 && binary.BigEndian.Uint64(k) < cutoff; k, _ = c.Next() {
+		old = append(old, k)
+	}
+	for _, k := range old {
+		// Keys from a cursor are valid only inside the transaction, and
+		// deleting during iteration skips keys: delete afterwards.
+		if err := tb.Delete(k); err != nil {
+			return err
+		}
+		if v := ab.Get(k[8:]); len(v) == 20 && binary.BigEndian.Uint64(v[12:]) != binary.BigEndian.Uint64(k) {
+			continue // appended again since: that record stays
+		}
+		if err := ab.Delete(k[8:]); err != nil {
+			return err
+		}
+	}
+	return nil
 }

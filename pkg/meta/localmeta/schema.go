@@ -52,6 +52,13 @@ package localmeta
 //	              COPY/MOVE (which copy e/ values) do not carry it. Created
 //	              on the first mark (files older than it have none); keys
 //	              go with their entry at expunge.
+//	        a/    <blob id> -> <u32 uid><u64 modseq><u64 unix ms>: the
+//	              entry AppendEntry made with that blob, so that a repeat
+//	              of the append answers the same (meta.AppendReplayWindow);
+//	              kept after the entry is expunged, until it ages out
+//	        at/   <u64 unix ms><blob id> -> ""   a/ in time order: each
+//	              append drops a few that aged out. Both created on the
+//	              first append (files older than them have none).
 //	blobgc/
 //	  <account id>/               outside accounts/ so it survives
 //	                              DeleteAccount until the sweeper forgets
@@ -115,6 +122,8 @@ var (
 	bktModSeqs   = []byte("m")
 	bktVanished  = []byte("v")
 	bktRetrieved = []byte("r")
+	bktAppended  = []byte("a")
+	bktAppendAt  = []byte("at")
 
 	bktGCQueue = []byte("q")
 	bktGCIndex = []byte("i")

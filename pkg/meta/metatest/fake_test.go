@@ -44,6 +44,7 @@ type fakeBox struct {
 	entries  map[mail.UID]*meta.Entry
 	vanished []fakeVanished
 	recent   mail.UID // \Recent mark (ClaimRecent)
+	appended map[mail.BlobID]meta.Appended
 }
 
 type fakeVanished struct {
@@ -600,12 +601,20 @@ func (s *fakeStore) AppendEntry(ctx context.Context, acct mail.AccountID, mbox m
 	if err != nil {
 		return meta.Appended{}, err
 	}
+	if prev, ok := b.appended[n.Blob]; ok {
+		return prev, nil
+	}
 	if !a.fits(n.Size, 1) {
 		return meta.Appended{}, fmt.Errorf("append: %w", meta.ErrOverQuota)
 	}
 	e := s.insert(a, b, meta.Entry{Flags: flags, InternalDate: n.InternalDate, Size: n.Size, Blob: n.Blob, Structure: slices.Clone(n.Structure)})
 	s.publish(acct, mbox, meta.EventAppend, e.ModSeq, mail.NewUIDSet(e.UID))
-	return meta.Appended{Mailbox: mbox, UIDValidity: b.mb.UIDValidity, UID: e.UID, ModSeq: e.ModSeq}, nil
+	app := meta.Appended{Mailbox: mbox, UIDValidity: b.mb.UIDValidity, UID: e.UID, ModSeq: e.ModSeq}
+	if b.appended == nil {
+		b.appended = make(map[mail.BlobID]meta.Appended)
+	}
+	b.appended[n.Blob] = app
+	return app, nil
 }
 
 func (s *fakeStore) ListEntries(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, f meta.Fields, since mail.ModSeq) ([]meta.Entry, error) {

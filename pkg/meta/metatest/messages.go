@@ -12,6 +12,7 @@ func messageTests() []test {
 	return []test{
 		{"AppendCounters", testAppendCounters},
 		{"AppendStoresFields", testAppendStoresFields},
+		{"AppendReplay", testAppendReplay},
 		{"FlagsCanonicalSorted", testFlagsCanonical},
 		{"Quota", testQuota},
 		{"ListEntriesUIDSets", testListEntriesUIDSets},
@@ -904,4 +905,56 @@ func testMessagesUnknownAccount(t *testing.T, s meta.Store) {
 	wantErr(t, "move", err, meta.ErrNoSuchAccount)
 	_, err = s.ChangesSince(ctx(t), acct, in, 0)
 	wantErr(t, "changes since", err, meta.ErrNoSuchAccount)
+}
+
+// testAppendReplay: AppendEntry is idempotent per mailbox and blob, so a
+// caller that lost the answer can ask again; the same blob in another
+// mailbox is a new entry.
+func testAppendReplay(t *testing.T, s meta.Store) {
+	acct := NewAccount(t, s).ID
+	box := createMailbox(t, s, acct, "Replay")
+	other := createMailbox(t, s, acct, "Other")
+	e := NewEntry(mail.FlagSeen)
+	first := appendEntry(t, s, acct, box.ID, e)
+	before := account(t, s, acct).Quota
+
+	t.Run("Repeat", func(t *testing.T) {
+		again := appendEntry(t, s, acct, box.ID, e)
+		if again != first {
+			t.Errorf("repeated append = %+v, first was %+v", again, first)
+		}
+		if got := entryUIDs(entries(t, s, acct, box.ID)); !slices.Equal(got, []mail.UID{first.UID}) {
+			t.Errorf("entries after the repeat: %v, want [%d]", got, first.UID)
+		}
+		if m := mailboxByID(t, s, acct, box.ID); m.Messages != 1 || m.UIDNext != first.UID+1 || m.HighestModSeq != first.ModSeq {
+			t.Errorf("mailbox after the repeat: %d messages, UIDNEXT %d, HIGHESTMODSEQ %d; want 1, %d, %d",
+				m.Messages, m.UIDNext, m.HighestModSeq, first.UID+1, first.ModSeq)
+		}
+		if q := account(t, s, acct).Quota; q != before {
+			t.Errorf("quota after the repeat %+v, before %+v", q, before)
+		}
+	})
+	t.Run("OtherMailbox", func(t *testing.T) {
+		ap := appendEntry(t, s, acct, other.ID, e)
+		if ap.Mailbox != other.ID || len(entries(t, s, acct, other.ID)) != 1 {
+			t.Errorf("append of the same blob to another mailbox = %+v, entries %v", ap, entryUIDs(entries(t, s, acct, other.ID)))
+		}
+	})
+	t.Run("AfterExpunge", func(t *testing.T) {
+		_, _, err := s.Expunge(ctx(t), acct, box.ID, mail.NewUIDSet(first.UID))
+		noErr(t, "expunge", err)
+		again := appendEntry(t, s, acct, box.ID, e)
+		if again != first {
+			t.Errorf("append repeated after expunge = %+v, first was %+v", again, first)
+		}
+		if got := entries(t, s, acct, box.ID); len(got) != 0 {
+			t.Errorf("entries after a repeat of an expunged append: %v", entryUIDs(got))
+		}
+	})
+	t.Run("NewBlob", func(t *testing.T) {
+		ap := appendEntry(t, s, acct, box.ID, NewEntry())
+		if ap.UID <= first.UID {
+			t.Errorf("append of a new blob got UID %d, not above %d", ap.UID, first.UID)
+		}
+	})
 }

@@ -63,6 +63,14 @@ package redismeta
 //	                             MODSEQ, and COPY/MOVE, which copy info,
 //	                             do not carry it. Fields go with their
 //	                             entry at expunge.
+//	<b>mb:<M>:app        hash    blob id -> "<uid> <modseq> <uidvalidity>"
+//	                             of the entry AppendEntry made with it:
+//	                             a repeat of the append answers from here
+//	                             (meta.AppendReplayWindow). Kept after the
+//	                             entry is expunged, until it ages out.
+//	<b>mb:<M>:appat      zset    blob id of mb:<M>:app, scored by the time
+//	                             (Redis server ms) of the append; each
+//	                             append drops a few that aged out
 //	<b>blobrefs          hash    blob id -> number of entries referring to it
 //	<b>blobgc            zset    blob id, scored by the time (Redis server
 //	                             ms) it lost its last reference
@@ -147,6 +155,12 @@ func (k keys) mbVanished(a mail.AccountID, m mail.MailboxID) string {
 func (k keys) mbRetrieved(a mail.AccountID, m mail.MailboxID) string {
 	return k.mailbox(a, m) + ":retr"
 }
+func (k keys) mbAppended(a mail.AccountID, m mail.MailboxID) string {
+	return k.mailbox(a, m) + ":app"
+}
+func (k keys) mbAppendedAt(a mail.AccountID, m mail.MailboxID) string {
+	return k.mailbox(a, m) + ":appat"
+}
 
 // leaseHash keeps lease names (data) out of key names.
 func leaseHash(name string) string {
@@ -188,5 +202,7 @@ local function kInfo(m) return kMb(m) .. ':info' end
 local function kModSeq(m) return kMb(m) .. ':modseq' end
 local function kVanished(m) return kMb(m) .. ':vanished' end
 local function kRetr(m) return kMb(m) .. ':retr' end
+local function kApp(m) return kMb(m) .. ':app' end
+local function kAppAt(m) return kMb(m) .. ':appat' end
 local function kLease(h) return B .. 'lease:' .. h end
 `, "acct", "mboxes", "subs", "blobrefs", "blobgc", "fence", "events", "alfence")

@@ -59,7 +59,7 @@ func (s *Store) AppendEntry(ctx context.Context, acct mail.AccountID, mbox mail.
 	}
 	info := packInfo(e.InternalDate, e.Size, e.Blob, e.Structure)
 	res, err := scriptAppend.Run(ctx, s.c, []string{s.k.base(acct)},
-		mbArg(mbox), joinFlags(flags), info, string(e.Blob), e.Size, seen).Int64Slice()
+		mbArg(mbox), joinFlags(flags), info, string(e.Blob), e.Size, seen, meta.AppendReplayWindow.Milliseconds()).Int64Slice()
 	if err != nil {
 		return meta.Appended{}, wrap(err, "append to mailbox %d", mbox)
 	}

@@ -51,7 +51,7 @@ func fill(b *testing.B, s *Store, acct mail.AccountID, mbox mail.MailboxID, n in
 			for range batch {
 				e := benchEntry()
 				scriptAppend.EvalSha(ctx, p, []string{s.k.base(acct)}, mbArg(mbox), joinFlags(e.Flags),
-					packInfo(e.InternalDate, e.Size, e.Blob, e.Structure), string(e.Blob), e.Size, "0")
+					packInfo(e.InternalDate, e.Size, e.Blob, e.Structure), string(e.Blob), e.Size, "0", meta.AppendReplayWindow.Milliseconds())
 			}
 			return nil
 		})

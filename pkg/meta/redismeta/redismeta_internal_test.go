@@ -127,6 +127,7 @@ func TestKeyLayout(t *testing.T) {
 		f.s.k.mailbox(f.acct, mb.ID):         true, f.s.k.mbUIDs(f.acct, mb.ID): true,
 		f.s.k.mbFlags(f.acct, mb.ID): true, f.s.k.mbInfo(f.acct, mb.ID): true,
 		f.s.k.mbModSeq(f.acct, mb.ID): true, f.s.k.mbVanished(f.acct, mb.ID): true, f.s.k.mbRetrieved(f.acct, mb.ID): true,
+		f.s.k.mbAppended(f.acct, mb.ID): true, f.s.k.mbAppendedAt(f.acct, mb.ID): true,
 		f.s.k.logins(): true, f.s.k.accounts(): true, f.s.k.accountIDs(): true,
 		f.s.k.aliases(): true, f.s.k.addrs(): true, f.s.k.aliasIDs(): true,
 		f.s.k.counter("authfail/ip/192.0.2.1"): true,

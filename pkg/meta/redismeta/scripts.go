@@ -237,7 +237,7 @@ local function drop_mailboxes(queue)
       end
     end
     local hms = redis.call('HGET', kMb(m), 'hms') or '0'
-    redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m), kRetr(m))
+    redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m), kRetr(m), kApp(m), kAppAt(m))
     publish(m, 4, tonumber(hms), '')
   end
   redis.call('UNLINK', K_MBOXES)
@@ -369,7 +369,7 @@ end
 redis.call('HINCRBY', K_ACCT, 'ub', fmtint(-bytes))
 redis.call('HINCRBY', K_ACCT, 'um', fmtint(-#infos))
 local hms = redis.call('HGET', kMb(m), 'hms') or '0'
-redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m), kRetr(m))
+redis.call('UNLINK', kMb(m), kUIDs(m), kFlags(m), kInfo(m), kModSeq(m), kVanished(m), kRetr(m), kApp(m), kAppAt(m))
 redis.call('HDEL', K_MBOXES, ARGV[1])
 publish(m, 4, tonumber(hms), '')
 return 1
@@ -448,12 +448,20 @@ if tonumber(ARGV[2]) > prev then redis.call('HSET', kMb(ARGV[1]), 'rec', ARGV[2]
 return prev
 `)
 
-	// ARGV: mailbox, flags (space separated), info, blob, size, seen (1/0).
-	// Returns {uid, modseq, uidvalidity}.
+	// ARGV: mailbox, flags (space separated), info, blob, size, seen (1/0),
+	// replay window ms. Returns {uid, modseq, uidvalidity}; a blob already
+	// in mb:<M>:app returns what was returned then.
 	scriptAppend = accountScript(`
 mustacct()
 local m = ARGV[1]
 mustmb(m)
+local kA = kApp(m)
+local prev = redis.call('HGET', kA, ARGV[4])
+if prev then
+  -- A repeat of an append whose answer was lost: answer it again.
+  local pu, pms, puv = string.match(prev, '^(%d+) (%d+) (%d+)$')
+  return {tonumber(pu), tonumber(pms), tonumber(puv)}
+end
 local size = tonumber(ARGV[5])
 local a = redis.call('HMGET', K_ACCT, 'lb', 'lm', 'ub', 'um')
 local lb, lm = tonumber(a[1] or '0'), tonumber(a[2] or '0')
@@ -477,6 +485,14 @@ redis.call('HINCRBY', km, 'size', ARGV[5])
 redis.call('HINCRBY', K_ACCT, 'ub', ARGV[5])
 redis.call('HINCRBY', K_ACCT, 'um', 1)
 incref(ARGV[4])
+local now, kAt = now_ms(), kAppAt(m)
+redis.call('HSET', kA, ARGV[4], us .. ' ' .. fmtint(ms) .. ' ' .. v[2])
+redis.call('ZADD', kAt, now, ARGV[4])
+local old = redis.call('ZRANGEBYSCORE', kAt, '-inf', now - tonumber(ARGV[7]), 'LIMIT', 0, 8)
+if #old > 0 then
+  redis.call('ZREM', kAt, unpack(old))
+  redis.call('HDEL', kA, unpack(old))
+end
 publish(m, 1, ms, us)
 return {uid, ms, tonumber(v[2])}
 `)
