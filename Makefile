@@ -18,7 +18,7 @@ FUZZTIME ?= 5s
 DURATION ?= 5m
 SEED ?=
 
-.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 bench-lmtp chaos loadtest-build loadtest-test clean tools
+.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 bench-lmtp chaos loadtest loadtest-build loadtest-test clean tools
 
 all: build
 
@@ -82,6 +82,11 @@ chaos:
 ## bench-lmtp: LMTP delivery side by side with Dovecot's LMTP (installs dovecot-lmtpd from Debian if missing; about 3 minutes).
 bench-lmtp:
 	scripts/bench-lmtp-dovecot.sh
+
+## loadtest: one k6 scenario (SCENARIO=office-day, shared-account, login-storm, big-mail, pop3-drain; DURATION, USERS) against a local multi-process stack.
+SCENARIO ?= office-day
+loadtest:
+	@DURATION=$(if $(filter command line environment,$(origin DURATION)),$(DURATION),30s) scripts/loadtest.sh $(SCENARIO)
 
 ## loadtest-build: k6 with the k6/x/mail extension, built from the Go module proxy (prints its path).
 loadtest-build:
