@@ -576,3 +576,33 @@ func TestRetrievedCleanup(t *testing.T) {
 		t.Errorf("marks of a deleted account: exists %d, %v", n, err)
 	}
 }
+
+// TestAppendReplayAgesOut: the record that answers a repeated append
+// (mb:<M>:app, timed in mb:<M>:appat) is dropped by a later append once
+// older than meta.AppendReplayWindow, and then the blob is a new entry.
+func TestAppendReplayAgesOut(t *testing.T) {
+	f := newFixture(t, false)
+	ctx := t.Context()
+	e := meta.NewEntry{Size: 10, Blob: blob.NewBlobID(time.Now())}
+	first, err := f.s.AppendEntry(ctx, f.acct, f.inbox, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := f.s.AppendEntry(ctx, f.acct, f.inbox, e); err != nil || again != first {
+		t.Fatalf("repeat = %+v, %v; want %+v", again, err, first)
+	}
+	// Age the record past the window, as if appended long ago.
+	at := f.s.k.mbAppendedAt(f.acct, f.inbox)
+	old := time.Now().Add(-meta.AppendReplayWindow - time.Minute).UnixMilli()
+	if err := f.s.c.ZAdd(ctx, at, redis.Z{Score: float64(old), Member: string(e.Blob)}).Err(); err != nil {
+		t.Fatal(err)
+	}
+	f.append(t, f.inbox) // drops the aged record
+	if n, err := f.s.c.HLen(ctx, f.s.k.mbAppended(f.acct, f.inbox)).Result(); err != nil || n != 1 {
+		t.Errorf("%d records in %s after one aged out (%v), want 1", n, f.s.k.mbAppended(f.acct, f.inbox), err)
+	}
+	again, err := f.s.AppendEntry(ctx, f.acct, f.inbox, e)
+	if err != nil || again.UID <= first.UID {
+		t.Fatalf("append of the blob after the window = %+v, %v; want a new entry", again, err)
+	}
+}
