@@ -25,6 +25,7 @@ import (
 
 	"github.com/mailstore/mailstore/pkg/grpcauth"
 	"github.com/mailstore/mailstore/pkg/meta"
+	"github.com/mailstore/mailstore/pkg/password"
 )
 
 const usage = `Usage: mailctl [-addr host:port] [-timeout d] COMMAND ...
@@ -44,6 +45,8 @@ Commands:
   mailbox list USER
   sieve set USER FILE                           (FILE "-" reads stdin)
   sieve get USER
+  password hash [--password-stdin]              (prints the argon2id PHC string the
+                                                 server stores; no server needed)
 
 Without --password-stdin, the password is prompted for on the terminal.
 `
@@ -169,6 +172,8 @@ func (c *cli) dispatch(ctx context.Context, args []string) error {
 		return c.accountPOP3(ctx, args[2:])
 	case "account recover":
 		return c.withUser(args[2:], func(u string) error { return c.accountRecover(ctx, u) })
+	case "password hash":
+		return c.passwordHash(args[2:])
 	case "mailbox list":
 		return c.withUser(args[2:], func(u string) error { return c.mailboxList(ctx, u) })
 	case "sieve set":
@@ -323,6 +328,28 @@ func (c *cli) accountPasswd(ctx context.Context, args []string) error {
 		return err
 	}
 	_, err = c.client.SetPassword(ctx, &adminv1.SetPasswordRequest{Login: user, Password: pw})
+	return err
+}
+
+// passwordHash prints the PHC string of a password with the parameters
+// the metadata service uses by default, for provisioning tools and for
+// other servers' password files (Dovecot's {ARGON2ID} scheme reads it).
+func (c *cli) passwordHash(args []string) error {
+	f := flag.NewFlagSet("password hash", flag.ContinueOnError)
+	f.SetOutput(io.Discard)
+	stdin := f.Bool("password-stdin", false, "")
+	if err := f.Parse(args); err != nil || f.NArg() > 0 {
+		return usageError("password hash takes only --password-stdin")
+	}
+	pw, err := c.readPassword(*stdin)
+	if err != nil {
+		return err
+	}
+	h, err := password.Hash(pw, password.Default)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(c.stdout, h)
 	return err
 }
 

@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc"
 
 	adminv1 "github.com/mailstore/mailstore/proto/mailstore/admin/v1"
+
+	"github.com/mailstore/mailstore/pkg/password"
 )
 
 // stubAdmin records alias requests; methods it does not override panic.
@@ -87,5 +89,29 @@ func TestAccountShowAliases(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "\naliases: ") || !strings.Contains(out.String(), "info@example.com, sales@example.com\n") {
 		t.Errorf("account show output lacks the aliases:\n%s", out.String())
+	}
+}
+
+// TestPasswordHash: `password hash` prints a PHC string that verifies
+// against the password, without calling the server (the stub panics on
+// any call).
+func TestPasswordHash(t *testing.T) {
+	var out bytes.Buffer
+	c := &cli{client: &stubAdmin{}, stdin: strings.NewReader("s3cret pass\n"), stdout: &out}
+	if err := c.dispatch(t.Context(), []string{"password", "hash", "--password-stdin"}); err != nil {
+		t.Fatal(err)
+	}
+	h := strings.TrimSuffix(out.String(), "\n")
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") || strings.Contains(h, "\n") {
+		t.Fatalf("printed %q, want one argon2id PHC string with the default parameters", out.String())
+	}
+	for pw, want := range map[string]bool{"s3cret pass": true, "s3cret": false} {
+		if err := password.Verify(pw, h); (err == nil) != want {
+			t.Errorf("Verify(%q) = %v, want success %v", pw, err, want)
+		}
+	}
+	var ue usageError
+	if err := c.dispatch(t.Context(), []string{"password", "hash", "extra"}); !errors.As(err, &ue) {
+		t.Errorf("password hash extra: %v, want a usage error", err)
 	}
 }
