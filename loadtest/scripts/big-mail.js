@@ -6,6 +6,7 @@
 // Environment: MAIL_IMAP (comma list), MAIL_USERS, MAIL_PASSWORD
 // (required); DURATION (30s), VUS (2), SIZE_MB (10).
 import mail from "k6/x/mail";
+import { connOptions } from "./lib/options.js";
 import { check, fail } from "k6";
 import exec from "k6/execution";
 
@@ -54,7 +55,7 @@ const body = header + line.repeat(Math.ceil((sizeMB * 1024 * 1024) / line.length
 export default function () {
   const vu = exec.vu.idInTest;
   const user = users[vu % users.length];
-  const c = mail.imap.connect(imapAddrs[(vu + exec.vu.iterationInScenario) % imapAddrs.length], { tls: false, timeout: "120s" });
+  const c = mail.imap.connect(imapAddrs[(vu + exec.vu.iterationInScenario) % imapAddrs.length], connOptions({ timeout: "120s" }));
   try {
     c.login(user, password);
     const box = `Big-${vu}`;

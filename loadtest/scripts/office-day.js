@@ -21,6 +21,7 @@
 // count), RATE (deliveries per second, 5), IDLE_MS (1000), CYCLES (IDLE
 // rounds per session, 5), POLL_S (seconds between POP3 polls, 2).
 import mail from "k6/x/mail";
+import { connOptions } from "./lib/options.js";
 import { check, fail, sleep } from "k6";
 import exec from "k6/execution";
 
@@ -149,7 +150,7 @@ export function delivery() {
 export function office() {
   const vu = exec.vu.idInTest;
   const user = imapUsers[vu % imapUsers.length];
-  const c = mail.imap.connect(imapAddrs[(vu + exec.vu.iterationInScenario) % imapAddrs.length], { tls: false });
+  const c = mail.imap.connect(imapAddrs[(vu + exec.vu.iterationInScenario) % imapAddrs.length], connOptions());
   try {
     c.login(user, password);
     if (!c.list("", "Archive").some((m) => m.name === "Archive")) {
@@ -187,7 +188,7 @@ export function office() {
 
 export function poller() {
   const user = __ENV.POP3_USER;
-  const p = mail.pop3.connect(__ENV.POP3_ADDR, { starttls: false });
+  const p = mail.pop3.connect(__ENV.POP3_ADDR, connOptions());
   try {
     p.login(user, password);
     const st = p.stat();

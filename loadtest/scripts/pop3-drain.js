@@ -9,6 +9,7 @@
 // MAIL_PASSWORD (required); DURATION (30s), SEED (messages per user, 50),
 // LEAVE_ON_SERVER (0).
 import mail from "k6/x/mail";
+import { connOptions } from "./lib/options.js";
 import { check, fail } from "k6";
 import exec from "k6/execution";
 
@@ -70,7 +71,7 @@ export function setup() {
 export default function () {
   const vu = exec.vu.idInTest;
   const user = users[(vu - 1) % users.length];
-  const p = mail.pop3.connect(pop3Addrs[(vu + exec.vu.iterationInScenario) % pop3Addrs.length], { starttls: false });
+  const p = mail.pop3.connect(pop3Addrs[(vu + exec.vu.iterationInScenario) % pop3Addrs.length], connOptions());
   let empty = false;
   try {
     p.login(user, password);
@@ -86,7 +87,7 @@ export default function () {
     p.quit();
     if (!leave && !empty) {
       // QUIT committed the deletions: the maildrop must now be empty.
-      const q = mail.pop3.connect(pop3Addrs[vu % pop3Addrs.length], { starttls: false });
+      const q = mail.pop3.connect(pop3Addrs[vu % pop3Addrs.length], connOptions());
       q.login(user, password);
       check(q.stat(), { "drained maildrop is empty": (s) => s.count === 0 });
       q.quit();

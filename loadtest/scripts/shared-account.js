@@ -17,6 +17,7 @@
 // (required); DURATION (30s), VUS (readers, 20), RATE (deliveries per
 // second, 2), IDLE_MS (1000), CYCLES (rounds per session, 10).
 import mail from "k6/x/mail";
+import { connOptions } from "./lib/options.js";
 import { check, fail, sleep } from "k6";
 import exec from "k6/execution";
 import { Counter, Trend } from "k6/metrics";
@@ -129,7 +130,7 @@ function numbers(msgs, run) {
 export function reader(data) {
   const vu = exec.vu.idInTest;
   const addr = imapAddrs[(vu + exec.vu.iterationInScenario) % imapAddrs.length];
-  const c = mail.imap.connect(addr, { tls: false });
+  const c = mail.imap.connect(addr, connOptions());
   try {
     c.login(user, password);
     c.select("INBOX");
@@ -167,7 +168,7 @@ export function reader(data) {
 // teardown: every gateway holds the same contiguous run of messages.
 export function teardown(data) {
   for (const addr of imapAddrs) {
-    const c = mail.imap.connect(addr, { tls: false });
+    const c = mail.imap.connect(addr, connOptions());
     try {
       c.login(user, password);
       c.examine("INBOX");
