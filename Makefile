@@ -18,7 +18,7 @@ FUZZTIME ?= 5s
 DURATION ?= 5m
 SEED ?=
 
-.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 bench-lmtp chaos loadtest loadtest-build loadtest-test clean tools
+.PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 bench-lmtp chaos loadtest loadtest-compare loadtest-build loadtest-test clean tools
 
 all: build
 
@@ -87,6 +87,10 @@ bench-lmtp:
 SCENARIO ?= office-day
 loadtest:
 	@DURATION=$(if $(filter command line environment,$(origin DURATION)),$(DURATION),30s) scripts/loadtest.sh $(SCENARIO)
+
+## loadtest-compare: every scenario against mailstore, then against a private Dovecot, on this machine; rewrites the k6 section of docs/benchmarks.md and docs/img (DURATION, USERS, SCENARIOS).
+loadtest-compare:
+	@DURATION=$(if $(filter command line environment,$(origin DURATION)),$(DURATION),30s) scripts/loadtest-compare.sh
 
 ## loadtest-build: k6 with the k6/x/mail extension, built from the Go module proxy (prints its path).
 loadtest-build:
