@@ -14,8 +14,10 @@
 //
 // Environment: MAIL_IMAP (comma list; sessions round-robin over it),
 // MAIL_LMTP, MAIL_USERS (the first is the shared account), MAIL_PASSWORD
-// (required); DURATION (30s), VUS (readers, 20), RATE (deliveries per
-// second, 2), IDLE_MS (1000), CYCLES (rounds per session, 10).
+// (required); DURATION (30s), VUS (readers, 100), RAMP_S (the readers'
+// first logins spread over this many seconds, as users arrive, 10), RATE
+// (deliveries per second, 2), IDLE_MS (1000), CYCLES (rounds per session,
+// 10).
 import mail from "k6/x/mail";
 import { connOptions } from "./lib/options.js";
 import { check, fail, sleep } from "k6";
@@ -38,7 +40,8 @@ const lmtpAddr = need("MAIL_LMTP");
 const user = list(need("MAIL_USERS"))[0];
 const password = need("MAIL_PASSWORD");
 const duration = __ENV.DURATION || "30s";
-const vus = parseInt(__ENV.VUS || "20", 10);
+const vus = parseInt(__ENV.VUS || "100", 10);
+const rampS = parseFloat(__ENV.RAMP_S || "10");
 const rate = parseInt(__ENV.RATE || "2", 10);
 const idleMs = parseInt(__ENV.IDLE_MS || "1000", 10);
 const cycles = parseInt(__ENV.CYCLES || "10", 10);
@@ -129,6 +132,9 @@ function numbers(msgs, run) {
 
 export function reader(data) {
   const vu = exec.vu.idInTest;
+  if (exec.vu.iterationInScenario === 0) {
+    sleep(((vu % vus) * rampS) / vus);
+  }
   const addr = imapAddrs[(vu + exec.vu.iterationInScenario) % imapAddrs.length];
   const c = mail.imap.connect(addr, connOptions());
   try {
