@@ -33,6 +33,7 @@ type chaosStack struct {
 	metaAddrs, blobAddrs, imapAddrs, popAddrs, lmtpAddrs []string
 
 	procs []*chaosProc // every mailstore process
+	net   *chaosNet    // the proxies every link between processes crosses
 
 	mu     sync.Mutex
 	issues []string // races, panics and crashes seen in process output
@@ -68,10 +69,17 @@ var chaosGatewayFlags = []string{
 
 func startChaosStack(t *testing.T, s3Kind string) *chaosStack {
 	t.Helper()
-	st := &chaosStack{t: t}
+	st := &chaosStack{t: t, net: newChaosNet(t)}
 	st.redis = testenv.NewRedis(t, testenv.RedisOptions{AOF: true})
 	st.s3 = testenv.NewS3(t, s3Kind)
 	env, s3flags := s3Flags(t, st.s3.Server) // one bucket for both blob processes
+	s3Proxy := st.net.link("blob-s3", st.s3.Server.Endpoint)
+	for i, f := range s3flags {
+		if strings.HasPrefix(f, "-blob.s3.endpoint=") {
+			s3flags[i] = "-blob.s3.endpoint=" + s3Proxy
+		}
+	}
+	redisProxy := st.net.link("meta-redis", st.redis.Addr())
 	prefix := testenv.Prefix(t)
 	add := func(role, name string, env []string, args ...string) {
 		st.procs = append(st.procs, &chaosProc{proc: startProc(t, name, env, args...), role: role})
@@ -81,13 +89,18 @@ func startChaosStack(t *testing.T, s3Kind string) *chaosStack {
 		st.blobAddrs = append(st.blobAddrs, addr)
 		add("blob", "blob-"+strconv.Itoa(i), env, append([]string{"-target=blob", "-blob.listen-address=" + addr}, s3flags...)...)
 	}
+	var gwBlob, gwMeta []string // the proxies to blob-i and metadata-i
+	for i := range 2 {
+		gwBlob = append(gwBlob, st.net.link("gw-blob-"+strconv.Itoa(i), st.blobAddrs[i]))
+	}
 	for i := range 2 {
 		addr := freeAddr(t)
 		st.metaAddrs = append(st.metaAddrs, addr)
 		add("metadata", "metadata-"+strconv.Itoa(i), nil, append([]string{
-			"-target=metadata", "-metadata.listen-address=" + addr, "-blob.address=" + st.blobAddrs[i%2],
-			"-metadata.backend=redis", "-metadata.redis.addrs=" + st.redis.Addr(), "-metadata.redis.key-prefix=" + prefix,
+			"-target=metadata", "-metadata.listen-address=" + addr, "-blob.address=" + gwBlob[i%2],
+			"-metadata.backend=redis", "-metadata.redis.addrs=" + redisProxy, "-metadata.redis.key-prefix=" + prefix,
 		}, chaosSweepFlags...)...)
+		gwMeta = append(gwMeta, st.net.link("gw-meta-"+strconv.Itoa(i), addr))
 	}
 	gateway := func(role string, n int, addrs *[]string) {
 		for i := range n {
@@ -95,7 +108,7 @@ func startChaosStack(t *testing.T, s3Kind string) *chaosStack {
 			*addrs = append(*addrs, addr)
 			add(role, role+"-"+strconv.Itoa(i), nil, append([]string{
 				"-target=" + role, "-" + role + ".listen-address=" + addr,
-				"-metadata.address=" + st.metaAddrs[i%2], "-blob.address=" + st.blobAddrs[i%2],
+				"-metadata.address=" + gwMeta[i%2], "-blob.address=" + gwBlob[i%2],
 			}, chaosGatewayFlags...)...)
 		}
 	}
@@ -107,15 +120,20 @@ func startChaosStack(t *testing.T, s3Kind string) *chaosStack {
 
 // chaosFault is one injected fault.
 type chaosFault struct {
-	Kind   string    `json:"kind"` // kill, sigstop, redis-kill, redis-sigstop, s3-kill
+	Kind   string    `json:"kind"` // kill, sigstop, redis-kill, redis-sigstop, s3-kill, s3-sigstop, net-*
 	Target string    `json:"target"`
+	What   string    `json:"what,omitempty"` // a network fault's toxic
 	Start  time.Time `json:"start"`
 	End    time.Time `json:"end"` // when the target was serving again
 	Down   string    `json:"down"`
 }
 
 func (f chaosFault) String() string {
-	return fmt.Sprintf("%s %-13s %-11s down %-6s back after %s", f.Start.Format("15:04:05.000"), f.Kind, f.Target, f.Down, f.End.Sub(f.Start).Round(time.Millisecond))
+	s := fmt.Sprintf("%s %-13s %-11s down %-6s back after %s", f.Start.Format("15:04:05.000"), f.Kind, f.Target, f.Down, f.End.Sub(f.Start).Round(time.Millisecond))
+	if f.What != "" {
+		s += " (" + f.What + ")"
+	}
+	return s
 }
 
 // injectFault injects one fault chosen by rng and returns once the
@@ -126,7 +144,11 @@ func (st *chaosStack) injectFault(rng *rand.Rand) chaosFault {
 	down := time.Duration(200+rng.IntN(1800)) * time.Millisecond
 	f := chaosFault{Start: time.Now(), Down: down.Round(time.Millisecond).String()}
 	switch r := rng.IntN(100); {
-	case r < 45: // kill -9 and restart a mailstore process
+	case r < 25: // a network fault on one link (chaos_net_test.go)
+		var d time.Duration
+		f.Kind, f.Target, f.What, d = st.net.inject(rng)
+		f.Down = d.Round(time.Millisecond).String()
+	case r < 55: // kill -9 and restart a mailstore process
 		p := st.procs[rng.IntN(len(st.procs))]
 		f.Kind, f.Target = "kill", p.name
 		p.mu.Lock()
@@ -139,7 +161,7 @@ func (st *chaosStack) injectFault(rng *rand.Rand) chaosFault {
 		p.mu.Lock()
 		p.killedByUs = false
 		p.mu.Unlock()
-	case r < 65: // SIGSTOP a mailstore process for 1-3 s
+	case r < 68: // SIGSTOP a mailstore process for 1-3 s
 		p := st.procs[rng.IntN(len(st.procs))]
 		down = time.Duration(1000+rng.IntN(2000)) * time.Millisecond
 		f.Kind, f.Target, f.Down = "sigstop", p.name, down.Round(time.Millisecond).String()
@@ -163,11 +185,21 @@ func (st *chaosStack) injectFault(rng *rand.Rand) chaosFault {
 		_ = syscall.Kill(pid, syscall.SIGSTOP)
 		time.Sleep(down)
 		_ = syscall.Kill(pid, syscall.SIGCONT)
-	default:
+	case r < 93:
 		f.Kind, f.Target = "s3-kill", st.s3.Server.Kind
 		st.s3.Kill()
 		time.Sleep(down)
 		st.s3.Restart()
+	default:
+		down = time.Duration(1000+rng.IntN(2000)) * time.Millisecond
+		f.Kind, f.Target, f.Down = "s3-sigstop", st.s3.Server.Kind, down.Round(time.Millisecond).String()
+		if err := st.s3.Signal(syscall.SIGSTOP); err != nil {
+			st.t.Logf("chaos: stop %s: %v; fault skipped", st.s3.Server.Kind, err)
+			f.Kind = "s3-sigstop-skipped"
+			break
+		}
+		time.Sleep(down)
+		_ = st.s3.Signal(syscall.SIGCONT)
 	}
 	f.End = time.Now()
 	return f

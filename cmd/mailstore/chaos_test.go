@@ -25,6 +25,8 @@ import (
 
 // TestChaos runs a mixed workload against a multi-process stack while
 // killing, restarting and pausing its processes, Redis and the S3 server,
+// and slowing, stalling, resetting and cutting the links between them
+// (toxiproxy, chaos_net_test.go),
 // records every operation with its outcome, and then checks the history
 // against what the system holds: no acknowledged message lost or
 // duplicated, counters and quota equal to a recount, every entry's blob
@@ -35,9 +37,9 @@ import (
 //	MAILSTORE_CHAOS_S3         minio (default) or versitygw
 //	MAILSTORE_CHAOS_REPORT_DIR where the report and history go (default: the test's temp dir)
 //
-// Network faults (toxiproxy) and a linearizability check of the history
-// (porcupine) are not part of this first version; the history records
-// start and end times and the servers' answers so both can be added.
+// A linearizability check of the sessions' streams (porcupine) is not part
+// of it yet; the history records start and end times and the servers'
+// answers so that it can be added.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the chaos run takes minutes")
@@ -131,6 +133,7 @@ func TestChaos(t *testing.T) {
 	// Heal, let the sweeper run, check.
 	checkStart := time.Now()
 	crashes = append(crashes, st.crashed()...)
+	st.net.heal()
 	if err := st.waitHealthy(); err != nil {
 		t.Fatalf("the stack did not heal: %v", err)
 	}
@@ -243,7 +246,7 @@ func chaosReport(t *testing.T, seed uint64, dur time.Duration, s3Kind string, op
 	for _, f := range faults {
 		fmt.Fprintf(&b, "  %s\n", f)
 	}
-	b.WriteString("\n")
+	b.WriteString("\n" + chaosEffects(ops, faults) + "\n")
 	for _, s := range res.info {
 		fmt.Fprintf(&b, "info: %s\n", s)
 	}

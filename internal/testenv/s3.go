@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -218,6 +219,18 @@ func (s *S3Process) Kill() {
 	if p != nil {
 		p.kill()
 	}
+}
+
+// Signal sends sig to the server process (SIGSTOP and SIGCONT pause and
+// resume it); an error if it is not running.
+func (s *S3Process) Signal(sig os.Signal) error {
+	s.mu.Lock()
+	p := s.proc
+	s.mu.Unlock()
+	if p == nil {
+		return fmt.Errorf("testenv: %s is not running", s.Server.Kind)
+	}
+	return p.cmd.Process.Signal(sig)
 }
 
 // Restart starts the server again on the same port and directory (killing
