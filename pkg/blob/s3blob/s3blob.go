@@ -35,7 +35,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/md5"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -306,7 +308,12 @@ func (s *Store) putSingle(ctx context.Context, key string, id mail.BlobID, data 
 	opts.SetMatchETagExcept("*")
 	up, err := s.client.PutObject(ctx, s.bucket, key, bytes.NewReader(data), int64(len(data)), opts)
 	if err != nil {
-		return blob.Info{}, mapPutErr(err)
+		err = mapPutErr(err)
+		sum := md5.Sum(data)
+		if at, ok := s.ownWrite(ctx, key, err, hex.EncodeToString(sum[:]), int64(len(data))); ok {
+			return blob.Info{ID: id, Size: int64(len(data)), Modified: at, Meta: m}, nil
+		}
+		return blob.Info{}, err
 	}
 	return blob.Info{ID: id, Size: int64(len(data)), Modified: modified(up.LastModified), Meta: m}, nil
 }
@@ -360,9 +367,47 @@ func (s *Store) putMultipart(ctx context.Context, key string, id mail.BlobID, bo
 	opts.SetMatchETagExcept("*")
 	up, err := s.core.CompleteMultipartUpload(ctx, s.bucket, key, uploadID, parts, opts)
 	if err != nil {
-		return blob.Info{}, mapPutErr(err)
+		err = mapPutErr(err)
+		if at, ok := s.ownWrite(ctx, key, err, multipartETag(parts), body.total); ok {
+			return blob.Info{ID: id, Size: body.total, Modified: at, Meta: m}, nil
+		}
+		return blob.Info{}, err
 	}
 	return blob.Info{ID: id, Size: body.total, Modified: modified(up.LastModified), Meta: m}, nil
+}
+
+// ownWrite reports whether a conditional write that failed with err did in
+// fact store this Put's body: minio-go retries a request whose answer was
+// lost in transit (a reset, a timeout), and the retry of a write that had
+// succeeded is refused with 412 (ErrExists), or, for a completed multipart
+// upload, NoSuchUpload (ErrNotFound). Blob ids are fresh for every write,
+// so an object under our key with our size and our ETag (the MD5 of a
+// single PUT, or of the parts' MD5s for a multipart upload, as S3 computes
+// them) is ours. It returns the object's modification time.
+func (s *Store) ownWrite(ctx context.Context, key string, err error, etag string, size int64) (time.Time, bool) {
+	if !errors.Is(err, blob.ErrExists) && !errors.Is(err, blob.ErrNotFound) {
+		return time.Time{}, false
+	}
+	info, serr := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if serr != nil || info.Size != size || !strings.EqualFold(strings.Trim(info.ETag, `"`), etag) {
+		return time.Time{}, false
+	}
+	s.logger.Info("put answered by a retry of its own write", "key", key, "err", err)
+	return modified(info.LastModified), true
+}
+
+// multipartETag is the ETag S3 gives the object completed from parts: the
+// hex MD5 of the parts' binary MD5s, a dash, and the number of parts.
+func multipartETag(parts []minio.CompletePart) string {
+	h := md5.New()
+	for _, p := range parts {
+		b, err := hex.DecodeString(strings.Trim(p.ETag, `"`))
+		if err != nil {
+			return "" // not an MD5: nothing will match
+		}
+		h.Write(b)
+	}
+	return fmt.Sprintf("%s-%d", hex.EncodeToString(h.Sum(nil)), len(parts))
 }
 
 func modified(t time.Time) time.Time {

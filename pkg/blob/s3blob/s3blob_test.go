@@ -1,15 +1,21 @@
 package s3blob_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/mailstore/mailstore/internal/testenv"
 	"github.com/mailstore/mailstore/pkg/blob"
@@ -84,11 +90,49 @@ func TestEnsureBucketCreates(t *testing.T) {
 	}
 }
 
-// TestUnavailable points a store at a closed port: every call must fail
-// with ErrUnavailable, which the gateways turn into a temporary failure.
+// brokenServer accepts connections and, after reading the start of the
+// request, closes them: with a reset (RST) when reset is set, else
+// cleanly (the client reads EOF).
+func brokenServer(t *testing.T, reset bool) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Read(make([]byte, 64))
+			if reset {
+				_ = c.(*net.TCPConn).SetLinger(0)
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestUnavailable points a store at a closed port, at a server that
+// resets connections and at one that closes them without an answer (an
+// S3 server killed or cut off mid-request): every call must fail with
+// ErrUnavailable, which the gateways turn into a temporary failure.
 func TestUnavailable(t *testing.T) {
+	for name, endpoint := range map[string]string{
+		"ClosedPort": "127.0.0.1:1",
+		"Reset":      brokenServer(t, true),
+		"EOF":        brokenServer(t, false),
+	} {
+		t.Run(name, func(t *testing.T) { testUnavailable(t, endpoint) })
+	}
+}
+
+func testUnavailable(t *testing.T, endpoint string) {
 	s, err := s3blob.New(s3blob.Config{
-		Endpoint: "127.0.0.1:1", Bucket: "blobs", PathStyle: true, Insecure: true,
+		Endpoint: endpoint, Bucket: "blobs", PathStyle: true, Insecure: true,
 		AccessKey: "k", SecretKey: "secretsecret", MaxRetries: 1,
 	}, nil)
 	if err != nil {
@@ -119,7 +163,7 @@ func TestUnavailable(t *testing.T) {
 	for name, call := range calls {
 		t.Run(name, func(t *testing.T) {
 			if err := call(); !errors.Is(err, blob.ErrUnavailable) {
-				t.Errorf("%s against a closed port: %v, want ErrUnavailable", name, err)
+				t.Errorf("%s against %s: %v, want ErrUnavailable", name, endpoint, err)
 			}
 		})
 	}
@@ -190,3 +234,59 @@ func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 type errReader struct{ err error }
 
 func (r errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestPutAnswerLost: when the answer to a write is lost (the connection
+// reset after the server stored the object), minio-go retries, and the
+// conditional retry is refused because the object exists: Put must still
+// succeed, since the object is its own, for a single PUT and for a
+// multipart upload. The S3 server sits behind a toxiproxy proxy that
+// resets every answer for a second.
+func TestPutAnswerLost(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			srv := testenv.S3(t, kind)
+			tp := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+			p := toxiproxy.NewProxy(tp, "s3", "127.0.0.1:0", srv.Endpoint)
+			if err := p.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(p.Stop)
+			proxied := srv
+			proxied.Endpoint = p.Listen
+			s := newStore(t, proxied, "")
+			for _, size := range []int{96, 8 << 20} { // one PUT; two parts of 5 MiB at most
+				t.Run(strconv.Itoa(size), func(t *testing.T) {
+					body := bytes.Repeat([]byte("0123456789abcdef"), size/16)
+					const reset = `{"name":"reset","stream":"downstream","toxicity":1,"type":"reset_peer","attributes":{"timeout":0}}`
+					if _, err := p.Toxics.AddToxicJson(strings.NewReader(reset)); err != nil {
+						t.Fatal(err)
+					}
+					healed := make(chan struct{})
+					go func() {
+						defer close(healed)
+						time.Sleep(time.Second)
+						_ = p.Toxics.RemoveToxic(context.Background(), "reset")
+					}()
+					id := blob.NewBlobID(time.Now())
+					info, err := s.Put(t.Context(), "acct1", id, bytes.NewReader(body), blob.Meta{}, blob.PutOptions{Size: int64(size)})
+					<-healed
+					if err != nil {
+						t.Fatalf("Put with its answers reset for a second: %v", err)
+					}
+					if info.Size != int64(size) {
+						t.Errorf("Put says %d bytes, sent %d", info.Size, size)
+					}
+					rc, err := s.Get(t.Context(), "acct1", id, blob.Whole)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := io.ReadAll(rc)
+					rc.Close()
+					if err != nil || !bytes.Equal(got, body) {
+						t.Errorf("stored %d bytes (%v), want the %d sent", len(got), err, len(body))
+					}
+				})
+			}
+		})
+	}
+}
