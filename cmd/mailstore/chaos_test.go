@@ -110,6 +110,9 @@ func TestChaos(t *testing.T) {
 	for range 3 {
 		spawn(w.lmtpWorker)
 	}
+	// Watchers keep a view of the hot INBOX from what the server tells
+	// them (chaos_watch_test.go), compared with the store at the end.
+	watchers := w.startWatchers(ctx, 3, hot)
 	for _, cold := range w.accounts[1:] {
 		spawn(func(ctx context.Context, n int) { w.imapWorker(ctx, n, cold) })
 		spawn(func(ctx context.Context, n int) { w.pop3Worker(ctx, n, cold) })
@@ -140,6 +143,7 @@ func TestChaos(t *testing.T) {
 	stalled := chaosWaitSweep(t, store, accts)
 	blobs := grpcblob.New(dial(t, st.blobAddrs[0]))
 	res := chaosCheck(t, w.hist.all(), store, blobs, accts)
+	watchers.check(t, store, accts[hot], res)
 	res.warnings = append(res.warnings, stalled...)
 	for _, p := range st.procs {
 		st.checkOutput(p)

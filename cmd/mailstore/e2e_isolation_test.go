@@ -511,7 +511,7 @@ func TestAccountIsolation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		schema := regexp.MustCompile(`^(\{g\}:[a-z:]+|\{a:[0-9a-z]+\}:(acct|mboxes|subs|blobrefs|blobgc|fence|events|alfence|lease:[0-9a-f]{32}|mb:[0-9]+(:(uids|flags|info|modseq|vanished|retr))?)|(ctr|slot):.*)$`)
+		schema := regexp.MustCompile(`^(\{g\}:[a-z:]+|\{a:[0-9a-z]+\}:(acct|mboxes|subs|blobrefs|blobgc|fence|events|alfence|lease:[0-9a-f]{32}|mb:[0-9]+(:(uids|flags|info|modseq|vanished|retr|app|appat))?)|(ctr|slot):.*)$`)
 		for _, k := range keys {
 			rest := strings.TrimPrefix(k, prefix)
 			if !schema.MatchString(rest) {
