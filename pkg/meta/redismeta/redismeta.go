@@ -155,6 +155,12 @@ func New(cfg Config, logger *slog.Logger) (*Store, error) {
 		ReadTimeout:   cfg.ReadTimeout,
 		WriteTimeout:  cfg.WriteTimeout,
 		PoolSize:      cfg.PoolSize,
+		// No retries by the client: go-redis retries a command whose
+		// connection broke after it was sent, and most of our scripts are
+		// not idempotent (a COPY run twice copies twice: the chaos run's
+		// connection resets did that). A broken call is ErrUnavailable,
+		// which callers treat as an unknown outcome.
+		MaxRetries: -1,
 	}
 	if cfg.TLS {
 		opts.TLSConfig = tlsConfig()
