@@ -6,20 +6,9 @@
 // Environment: MAIL_IMAP (comma list), MAIL_USERS, MAIL_PASSWORD
 // (required); DURATION (30s), VUS (2), SIZE_MB (10).
 import mail from "k6/x/mail";
-import { connOptions } from "./lib/options.js";
+import { connOptions, list, need } from "./lib/options.js";
 import { check, fail } from "k6";
 import exec from "k6/execution";
-
-function need(name) {
-  const v = __ENV[name];
-  if (!v) {
-    throw new Error(`set ${name}`);
-  }
-  return v;
-}
-function list(s) {
-  return s.split(",").map((x) => x.trim()).filter((x) => x);
-}
 
 const imapAddrs = list(need("MAIL_IMAP"));
 const users = list(need("MAIL_USERS"));

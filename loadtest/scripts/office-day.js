@@ -21,20 +21,10 @@
 // count), RATE (deliveries per second, 5), IDLE_MS (1000), CYCLES (IDLE
 // rounds per session, 5), POLL_S (seconds between POP3 polls, 2).
 import mail from "k6/x/mail";
-import { connOptions } from "./lib/options.js";
+import { connOptions, list, need } from "./lib/options.js";
 import { check, fail, sleep } from "k6";
 import exec from "k6/execution";
 
-function need(name) {
-  const v = __ENV[name];
-  if (!v) {
-    throw new Error(`set ${name}`);
-  }
-  return v;
-}
-function list(s) {
-  return s.split(",").map((x) => x.trim()).filter((x) => x);
-}
 // seconds parses a k6 duration ("90s", "2m", "1h30m", "500ms").
 function seconds(d) {
   let total = 0;

@@ -9,20 +9,9 @@
 // MAIL_PASSWORD (required); DURATION (30s), SEED (messages per user, 50),
 // LEAVE_ON_SERVER (0).
 import mail from "k6/x/mail";
-import { connOptions } from "./lib/options.js";
+import { connOptions, list, need } from "./lib/options.js";
 import { check, fail } from "k6";
 import exec from "k6/execution";
-
-function need(name) {
-  const v = __ENV[name];
-  if (!v) {
-    throw new Error(`set ${name}`);
-  }
-  return v;
-}
-function list(s) {
-  return s.split(",").map((x) => x.trim()).filter((x) => x);
-}
 
 const pop3Addrs = list(need("MAIL_POP3"));
 const lmtpAddr = need("MAIL_LMTP");

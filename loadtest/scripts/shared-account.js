@@ -19,21 +19,10 @@
 // (deliveries per second, 2), IDLE_MS (1000), CYCLES (rounds per session,
 // 10).
 import mail from "k6/x/mail";
-import { connOptions } from "./lib/options.js";
+import { connOptions, list, need } from "./lib/options.js";
 import { check, fail, sleep } from "k6";
 import exec from "k6/execution";
 import { Counter, Trend } from "k6/metrics";
-
-function need(name) {
-  const v = __ENV[name];
-  if (!v) {
-    throw new Error(`set ${name}`);
-  }
-  return v;
-}
-function list(s) {
-  return s.split(",").map((x) => x.trim()).filter((x) => x);
-}
 
 const imapAddrs = list(need("MAIL_IMAP"));
 const lmtpAddr = need("MAIL_LMTP");

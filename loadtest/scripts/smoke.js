@@ -16,16 +16,9 @@
 //   k6="$(scripts/loadtest-build.sh)"
 //   "$k6" run --no-usage-report -e MAIL_IMAP=127.0.0.1:1143 ... loadtest/scripts/smoke.js
 import mail from "k6/x/mail";
+import { need } from "./lib/options.js";
 import { check, fail } from "k6";
 import exec from "k6/execution";
-
-function need(name) {
-  const v = __ENV[name];
-  if (!v) {
-    throw new Error(`set ${name}`);
-  }
-  return v;
-}
 
 const imapAddr = need("MAIL_IMAP");
 const pop3Addr = need("MAIL_POP3");
