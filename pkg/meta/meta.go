@@ -320,6 +320,11 @@ type FlagResult struct {
 	// and flags. Entries whose flags were already as asked are not
 	// updated, get no new MODSEQ and are not listed.
 	Updated []Entry
+	// Unchanged lists the other entries named whose flags were already as
+	// asked, with their ModSeq and flags as read in the same atomic step,
+	// so that a STORE answers with the state it acted on rather than with
+	// a later read that another session's change may have overtaken.
+	Unchanged []Entry
 	// Modified lists UIDs that failed the UnchangedSince condition.
 	Modified mail.UIDSet
 }

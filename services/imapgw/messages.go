@@ -189,21 +189,10 @@ func cmdStore(s *session, ctx context.Context, cmd *command) error {
 	s.watch.signal()
 	if !silent || conditional {
 		// Every message the STORE named gets its flags, changed or not
-		// (RFC 9051 6.4.6); the unchanged ones are read back.
-		var rest mail.UIDSet
-		for _, r := range uids {
-			for _, u := range v.uidsIn(r) {
-				if _, ok := updated[u]; !ok && !res.Modified.Contains(u) {
-					rest = rest.Add(u)
-				}
-			}
-		}
-		if !silent && !rest.Empty() {
-			entries, err := s.gw.deps.Meta.ListEntries(ctx, s.acct.ID, v.mbox.ID, rest, meta.FieldFlags, 0)
-			if err != nil {
-				return err
-			}
-			for _, e := range entries {
+		// (RFC 9051 6.4.6); the unchanged ones as the store read them in
+		// the same step, so the answer is the state the STORE acted on.
+		if !silent {
+			for _, e := range res.Unchanged {
 				updated[e.UID] = e
 			}
 		}

@@ -375,8 +375,9 @@ func (c *Client) StoreFlags(ctx context.Context, acct mail.AccountID, mbox mail.
 		return meta.FlagResult{}, fromError("StoreFlags", err)
 	}
 	return meta.FlagResult{
-		Updated:  appendEntriesFromProto(nil, resp.GetUpdated()),
-		Modified: uidSetFromProto(resp.GetModified()),
+		Updated:   appendEntriesFromProto(nil, resp.GetUpdated()),
+		Unchanged: appendEntriesFromProto(nil, resp.GetUnchanged()),
+		Modified:  uidSetFromProto(resp.GetModified()),
 	}, nil
 }
 

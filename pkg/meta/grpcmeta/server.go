@@ -346,7 +346,7 @@ func (s *Server) StoreFlags(ctx context.Context, req *pb.StoreFlagsRequest) (*pb
 	if err != nil {
 		return nil, s.fail(ctx, err)
 	}
-	return &pb.StoreFlagsResponse{Updated: entriesToProto(r.Updated), Modified: uidSetToProto(r.Modified)}, nil
+	return &pb.StoreFlagsResponse{Updated: entriesToProto(r.Updated), Unchanged: entriesToProto(r.Unchanged), Modified: uidSetToProto(r.Modified)}, nil
 }
 
 func (s *Server) Expunge(ctx context.Context, req *pb.ExpungeRequest) (*pb.ExpungeResponse, error) {

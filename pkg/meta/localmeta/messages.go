@@ -224,6 +224,8 @@ func (s *Store) StoreFlags(ctx context.Context, acct mail.AccountID, mbox mail.M
 			to := from.apply(c.Op, arg)
 			if !to.equal(from) {
 				changes = append(changes, change{u: u, old: v, from: from, to: to})
+			} else {
+				res.Unchanged = append(res.Unchanged, meta.Entry{UID: u, ModSeq: entryModSeq(v), Flags: from.list()})
 			}
 			return nil
 		})

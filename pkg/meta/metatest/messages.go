@@ -406,6 +406,19 @@ func testStoreFlags(t *testing.T, s meta.Store) {
 			if len(updated) != len(res.Updated) {
 				t.Errorf("Updated lists a UID twice: %+v", res.Updated)
 			}
+			same := map[mail.UID]meta.Entry{}
+			for _, e := range res.Unchanged {
+				if _, dup := updated[e.UID]; dup {
+					t.Errorf("UID %d is in both Updated and Unchanged", e.UID)
+				}
+				same[e.UID] = e
+			}
+			if len(same) != len(res.Unchanged) {
+				t.Errorf("Unchanged lists a UID twice: %+v", res.Unchanged)
+			}
+			if len(res.Updated)+len(res.Unchanged) != len(u) {
+				t.Errorf("Updated %+v and Unchanged %+v, want the %d existing UIDs between them", res.Updated, res.Unchanged, len(u))
+			}
 			now := entries(t, s, acct, mb)
 			unseen := int64(0)
 			for i, e := range now {
@@ -427,6 +440,9 @@ func testStoreFlags(t *testing.T, s meta.Store) {
 					t.Errorf("Updated says %+v, stored %+v", up, e)
 				case !changed && e.ModSeq != old[i].ModSeq:
 					t.Errorf("unchanged UID %d got a new MODSEQ %d (was %d)", e.UID, e.ModSeq, old[i].ModSeq)
+				}
+				if sm, ok := same[e.UID]; !changed && (!ok || sm.ModSeq != e.ModSeq || !flagsEqual(normFlags(sm.Flags), want)) {
+					t.Errorf("UID %d unchanged: Unchanged says %+v (listed %v), stored %+v", e.UID, sm, ok, e)
 				}
 			}
 			after := mailboxByID(t, s, acct, mb)
@@ -490,6 +506,9 @@ func testStoreFlagsUnchangedSince(t *testing.T, s meta.Store) {
 	noErr(t, "store flags unchanged since highest", err)
 	if !res.Modified.Empty() || len(res.Updated) != 1 || res.Updated[0].UID != u[1] {
 		t.Errorf("Updated %+v, Modified %v; want only UID %d updated", res.Updated, res.Modified, u[1])
+	}
+	if got := entryUIDs(res.Unchanged); !slices.Equal(sortedUIDs(got), []mail.UID{u[0], u[2]}) {
+		t.Errorf("Unchanged = %v, want %v (already \\Seen)", got, []mail.UID{u[0], u[2]})
 	}
 	if got := mailboxByID(t, s, acct, mb).Unseen; got != 0 {
 		t.Errorf("Unseen = %d, want 0", got)

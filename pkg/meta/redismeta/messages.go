@@ -353,6 +353,13 @@ func (s *Store) StoreFlags(ctx context.Context, acct mail.AccountID, mbox mail.M
 		uid, _ := x.(int64)
 		r.Modified = r.Modified.Add(mail.UID(uid))
 	}
+	same, _ := res[3].([]any)
+	for i := 0; i+2 < len(same); i += 3 {
+		uid, _ := same[i].(int64)
+		ems, _ := same[i+1].(int64)
+		fs, _ := same[i+2].(string)
+		r.Unchanged = append(r.Unchanged, meta.Entry{UID: mail.UID(uid), ModSeq: mail.ModSeq(ems), Flags: splitFlags(fs)})
+	}
 	return r, nil
 }
 

@@ -498,7 +498,8 @@ return {uid, ms, tonumber(v[2])}
 `)
 
 	// ARGV: mailbox, op ("r", "a", "d"), unchangedsince, uid ranges,
-	// flags... Returns {modseq, {uid, flags, ...}, {modified uid...}}.
+	// flags... Returns {modseq, {uid, flags, ...}, {modified uid...},
+	// {uid, modseq, flags, ...} of the entries already as asked}.
 	scriptStoreFlags = accountScript(`
 mustacct()
 local m = ARGV[1]
@@ -509,7 +510,7 @@ local want, wantset = {}, {}
 for i = 5, #ARGV do want[#want + 1] = ARGV[i]; wantset[ARGV[i]] = true end
 local uids = existing(m, ranges(ARGV[4]))
 local kF = kFlags(m)
-local upd, modified = {}, {}
+local upd, modified, unchanged = {}, {}, {}
 for _, u in ipairs(uids) do
   local us = fmtint(u)
   local fv = redis.call('HGET', kF, us)
@@ -533,7 +534,13 @@ for _, u in ipairs(uids) do
       if same then
         for _, f in ipairs(new) do if not curset[f] then same = false; break end end
       end
-      if not same then upd[#upd + 1] = {u, new, curset['\\Seen'] or false, hasflag(new, '\\Seen')} end
+      if not same then
+        upd[#upd + 1] = {u, new, curset['\\Seen'] or false, hasflag(new, '\\Seen')}
+      else
+        unchanged[#unchanged + 1] = u
+        unchanged[#unchanged + 1] = ms
+        unchanged[#unchanged + 1] = table.concat(cur, ' ')
+      end
     end
   end
 end
@@ -557,7 +564,7 @@ if #upd > 0 then
   if unseen ~= 0 then redis.call('HINCRBY', km, 'unseen', fmtint(unseen)) end
   publish(m, 2, ms, uidstr(list))
 end
-return {ms, out, modified}
+return {ms, out, modified, unchanged}
 `)
 
 	// ARGV: mailbox, uid ranges, logmax. Returns {modseq, {uid...}}.

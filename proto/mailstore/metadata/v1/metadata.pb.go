@@ -3157,7 +3157,10 @@ type StoreFlagsResponse struct {
 	// Entries whose flags changed, with uid, mod_seq and flags.
 	Updated []*Entry `protobuf:"bytes,1,rep,name=updated,proto3" json:"updated,omitempty"`
 	// UIDs that failed unchanged_since.
-	Modified      *UidSet `protobuf:"bytes,2,opt,name=modified,proto3" json:"modified,omitempty"`
+	Modified *UidSet `protobuf:"bytes,2,opt,name=modified,proto3" json:"modified,omitempty"`
+	// Entries named whose flags were already as asked, with uid, mod_seq
+	// and flags read in the same atomic step.
+	Unchanged     []*Entry `protobuf:"bytes,3,rep,name=unchanged,proto3" json:"unchanged,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3202,6 +3205,13 @@ func (x *StoreFlagsResponse) GetUpdated() []*Entry {
 func (x *StoreFlagsResponse) GetModified() *UidSet {
 	if x != nil {
 		return x.Modified
+	}
+	return nil
+}
+
+func (x *StoreFlagsResponse) GetUnchanged() []*Entry {
+	if x != nil {
+		return x.Unchanged
 	}
 	return nil
 }
@@ -5356,10 +5366,11 @@ const file_mailstore_metadata_v1_metadata_proto_rawDesc = "" +
 	"\x04uids\x18\x03 \x01(\v2\x1d.mailstore.metadata.v1.UidSetR\x04uids\x12-\n" +
 	"\x02op\x18\x04 \x01(\x0e2\x1d.mailstore.metadata.v1.FlagOpR\x02op\x12\x14\n" +
 	"\x05flags\x18\x05 \x03(\tR\x05flags\x12'\n" +
-	"\x0funchanged_since\x18\x06 \x01(\x04R\x0eunchangedSince\"\x87\x01\n" +
+	"\x0funchanged_since\x18\x06 \x01(\x04R\x0eunchangedSince\"\xc3\x01\n" +
 	"\x12StoreFlagsResponse\x126\n" +
 	"\aupdated\x18\x01 \x03(\v2\x1c.mailstore.metadata.v1.EntryR\aupdated\x129\n" +
-	"\bmodified\x18\x02 \x01(\v2\x1d.mailstore.metadata.v1.UidSetR\bmodified\"\x81\x01\n" +
+	"\bmodified\x18\x02 \x01(\v2\x1d.mailstore.metadata.v1.UidSetR\bmodified\x12:\n" +
+	"\tunchanged\x18\x03 \x03(\v2\x1c.mailstore.metadata.v1.EntryR\tunchanged\"\x81\x01\n" +
 	"\x0eExpungeRequest\x12\x1d\n" +
 	"\n" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12\x1d\n" +
@@ -5698,109 +5709,110 @@ var file_mailstore_metadata_v1_metadata_proto_depIdxs = []int32{
 	1,  // 29: mailstore.metadata.v1.StoreFlagsRequest.op:type_name -> mailstore.metadata.v1.FlagOp
 	9,  // 30: mailstore.metadata.v1.StoreFlagsResponse.updated:type_name -> mailstore.metadata.v1.Entry
 	8,  // 31: mailstore.metadata.v1.StoreFlagsResponse.modified:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 32: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	8,  // 33: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	59, // 34: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 35: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	59, // 36: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
-	8,  // 37: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
-	93, // 38: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
-	8,  // 39: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
-	9,  // 40: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
-	10, // 41: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
-	94, // 42: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 43: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	94, // 44: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
-	11, // 45: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
-	94, // 46: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
-	94, // 47: mailstore.metadata.v1.AcquireSlotRequest.ttl:type_name -> google.protobuf.Duration
-	94, // 48: mailstore.metadata.v1.RefreshSlotsRequest.ttl:type_name -> google.protobuf.Duration
-	93, // 49: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
-	12, // 50: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
-	14, // 51: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
-	16, // 52: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
-	18, // 53: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
-	20, // 54: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
-	22, // 55: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
-	24, // 56: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
-	26, // 57: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
-	28, // 58: mailstore.metadata.v1.MetadataService.AddAlias:input_type -> mailstore.metadata.v1.AddAliasRequest
-	30, // 59: mailstore.metadata.v1.MetadataService.RemoveAlias:input_type -> mailstore.metadata.v1.RemoveAliasRequest
-	32, // 60: mailstore.metadata.v1.MetadataService.LookupAddress:input_type -> mailstore.metadata.v1.LookupAddressRequest
-	34, // 61: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
-	36, // 62: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
-	38, // 63: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
-	40, // 64: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
-	42, // 65: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
-	44, // 66: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
-	46, // 67: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
-	48, // 68: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
-	50, // 69: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
-	52, // 70: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
-	54, // 71: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
-	56, // 72: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
-	58, // 73: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
-	61, // 74: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
-	63, // 75: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
-	65, // 76: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
-	67, // 77: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
-	69, // 78: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
-	71, // 79: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
-	73, // 80: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
-	75, // 81: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
-	77, // 82: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
-	79, // 83: mailstore.metadata.v1.MetadataService.AcquireSlot:input_type -> mailstore.metadata.v1.AcquireSlotRequest
-	81, // 84: mailstore.metadata.v1.MetadataService.ReleaseSlot:input_type -> mailstore.metadata.v1.ReleaseSlotRequest
-	83, // 85: mailstore.metadata.v1.MetadataService.RefreshSlots:input_type -> mailstore.metadata.v1.RefreshSlotsRequest
-	85, // 86: mailstore.metadata.v1.MetadataService.GetSlotTotal:input_type -> mailstore.metadata.v1.GetSlotTotalRequest
-	87, // 87: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
-	89, // 88: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
-	91, // 89: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
-	13, // 90: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
-	15, // 91: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
-	17, // 92: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
-	19, // 93: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
-	21, // 94: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
-	23, // 95: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
-	25, // 96: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
-	27, // 97: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
-	29, // 98: mailstore.metadata.v1.MetadataService.AddAlias:output_type -> mailstore.metadata.v1.AddAliasResponse
-	31, // 99: mailstore.metadata.v1.MetadataService.RemoveAlias:output_type -> mailstore.metadata.v1.RemoveAliasResponse
-	33, // 100: mailstore.metadata.v1.MetadataService.LookupAddress:output_type -> mailstore.metadata.v1.LookupAddressResponse
-	35, // 101: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
-	37, // 102: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
-	39, // 103: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
-	41, // 104: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
-	43, // 105: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
-	45, // 106: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
-	47, // 107: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
-	49, // 108: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
-	51, // 109: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
-	53, // 110: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
-	55, // 111: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
-	57, // 112: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
-	60, // 113: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
-	62, // 114: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
-	64, // 115: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
-	66, // 116: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
-	68, // 117: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
-	70, // 118: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
-	72, // 119: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
-	74, // 120: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
-	76, // 121: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
-	78, // 122: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
-	80, // 123: mailstore.metadata.v1.MetadataService.AcquireSlot:output_type -> mailstore.metadata.v1.AcquireSlotResponse
-	82, // 124: mailstore.metadata.v1.MetadataService.ReleaseSlot:output_type -> mailstore.metadata.v1.ReleaseSlotResponse
-	84, // 125: mailstore.metadata.v1.MetadataService.RefreshSlots:output_type -> mailstore.metadata.v1.RefreshSlotsResponse
-	86, // 126: mailstore.metadata.v1.MetadataService.GetSlotTotal:output_type -> mailstore.metadata.v1.GetSlotTotalResponse
-	88, // 127: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
-	90, // 128: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
-	92, // 129: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
-	90, // [90:130] is the sub-list for method output_type
-	50, // [50:90] is the sub-list for method input_type
-	50, // [50:50] is the sub-list for extension type_name
-	50, // [50:50] is the sub-list for extension extendee
-	0,  // [0:50] is the sub-list for field type_name
+	9,  // 32: mailstore.metadata.v1.StoreFlagsResponse.unchanged:type_name -> mailstore.metadata.v1.Entry
+	8,  // 33: mailstore.metadata.v1.ExpungeRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	8,  // 34: mailstore.metadata.v1.CopyRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	59, // 35: mailstore.metadata.v1.CopyResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 36: mailstore.metadata.v1.MoveRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	59, // 37: mailstore.metadata.v1.MoveResponse.copied:type_name -> mailstore.metadata.v1.Copied
+	8,  // 38: mailstore.metadata.v1.MarkRetrievedRequest.uids:type_name -> mailstore.metadata.v1.UidSet
+	93, // 39: mailstore.metadata.v1.MarkRetrievedRequest.at:type_name -> google.protobuf.Timestamp
+	8,  // 40: mailstore.metadata.v1.ChangesSinceResponse.vanished:type_name -> mailstore.metadata.v1.UidSet
+	9,  // 41: mailstore.metadata.v1.ChangesSinceResponse.changed:type_name -> mailstore.metadata.v1.Entry
+	10, // 42: mailstore.metadata.v1.WatchResponse.event:type_name -> mailstore.metadata.v1.Event
+	94, // 43: mailstore.metadata.v1.AcquireLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 44: mailstore.metadata.v1.AcquireLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	94, // 45: mailstore.metadata.v1.RenewLeaseRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 46: mailstore.metadata.v1.RenewLeaseResponse.lease:type_name -> mailstore.metadata.v1.Lease
+	94, // 47: mailstore.metadata.v1.IncrCounterRequest.window:type_name -> google.protobuf.Duration
+	94, // 48: mailstore.metadata.v1.AcquireSlotRequest.ttl:type_name -> google.protobuf.Duration
+	94, // 49: mailstore.metadata.v1.RefreshSlotsRequest.ttl:type_name -> google.protobuf.Duration
+	93, // 50: mailstore.metadata.v1.PendingBlobsRequest.older_than:type_name -> google.protobuf.Timestamp
+	12, // 51: mailstore.metadata.v1.MetadataService.Authenticate:input_type -> mailstore.metadata.v1.AuthenticateRequest
+	14, // 52: mailstore.metadata.v1.MetadataService.CreateAccount:input_type -> mailstore.metadata.v1.CreateAccountRequest
+	16, // 53: mailstore.metadata.v1.MetadataService.GetAccount:input_type -> mailstore.metadata.v1.GetAccountRequest
+	18, // 54: mailstore.metadata.v1.MetadataService.LookupLogin:input_type -> mailstore.metadata.v1.LookupLoginRequest
+	20, // 55: mailstore.metadata.v1.MetadataService.ListAccounts:input_type -> mailstore.metadata.v1.ListAccountsRequest
+	22, // 56: mailstore.metadata.v1.MetadataService.UpdateAccount:input_type -> mailstore.metadata.v1.UpdateAccountRequest
+	24, // 57: mailstore.metadata.v1.MetadataService.DeleteAccount:input_type -> mailstore.metadata.v1.DeleteAccountRequest
+	26, // 58: mailstore.metadata.v1.MetadataService.ResetIndex:input_type -> mailstore.metadata.v1.ResetIndexRequest
+	28, // 59: mailstore.metadata.v1.MetadataService.AddAlias:input_type -> mailstore.metadata.v1.AddAliasRequest
+	30, // 60: mailstore.metadata.v1.MetadataService.RemoveAlias:input_type -> mailstore.metadata.v1.RemoveAliasRequest
+	32, // 61: mailstore.metadata.v1.MetadataService.LookupAddress:input_type -> mailstore.metadata.v1.LookupAddressRequest
+	34, // 62: mailstore.metadata.v1.MetadataService.CreateMailbox:input_type -> mailstore.metadata.v1.CreateMailboxRequest
+	36, // 63: mailstore.metadata.v1.MetadataService.DeleteMailbox:input_type -> mailstore.metadata.v1.DeleteMailboxRequest
+	38, // 64: mailstore.metadata.v1.MetadataService.RenameMailbox:input_type -> mailstore.metadata.v1.RenameMailboxRequest
+	40, // 65: mailstore.metadata.v1.MetadataService.GetMailbox:input_type -> mailstore.metadata.v1.GetMailboxRequest
+	42, // 66: mailstore.metadata.v1.MetadataService.ListMailboxes:input_type -> mailstore.metadata.v1.ListMailboxesRequest
+	44, // 67: mailstore.metadata.v1.MetadataService.SetSubscribed:input_type -> mailstore.metadata.v1.SetSubscribedRequest
+	46, // 68: mailstore.metadata.v1.MetadataService.ListSubscriptions:input_type -> mailstore.metadata.v1.ListSubscriptionsRequest
+	48, // 69: mailstore.metadata.v1.MetadataService.ClaimRecent:input_type -> mailstore.metadata.v1.ClaimRecentRequest
+	50, // 70: mailstore.metadata.v1.MetadataService.AppendEntry:input_type -> mailstore.metadata.v1.AppendEntryRequest
+	52, // 71: mailstore.metadata.v1.MetadataService.ListEntries:input_type -> mailstore.metadata.v1.ListEntriesRequest
+	54, // 72: mailstore.metadata.v1.MetadataService.StoreFlags:input_type -> mailstore.metadata.v1.StoreFlagsRequest
+	56, // 73: mailstore.metadata.v1.MetadataService.Expunge:input_type -> mailstore.metadata.v1.ExpungeRequest
+	58, // 74: mailstore.metadata.v1.MetadataService.Copy:input_type -> mailstore.metadata.v1.CopyRequest
+	61, // 75: mailstore.metadata.v1.MetadataService.Move:input_type -> mailstore.metadata.v1.MoveRequest
+	63, // 76: mailstore.metadata.v1.MetadataService.MarkRetrieved:input_type -> mailstore.metadata.v1.MarkRetrievedRequest
+	65, // 77: mailstore.metadata.v1.MetadataService.ChangesSince:input_type -> mailstore.metadata.v1.ChangesSinceRequest
+	67, // 78: mailstore.metadata.v1.MetadataService.Watch:input_type -> mailstore.metadata.v1.WatchRequest
+	69, // 79: mailstore.metadata.v1.MetadataService.AcquireLease:input_type -> mailstore.metadata.v1.AcquireLeaseRequest
+	71, // 80: mailstore.metadata.v1.MetadataService.RenewLease:input_type -> mailstore.metadata.v1.RenewLeaseRequest
+	73, // 81: mailstore.metadata.v1.MetadataService.ReleaseLease:input_type -> mailstore.metadata.v1.ReleaseLeaseRequest
+	75, // 82: mailstore.metadata.v1.MetadataService.IncrCounter:input_type -> mailstore.metadata.v1.IncrCounterRequest
+	77, // 83: mailstore.metadata.v1.MetadataService.GetCounter:input_type -> mailstore.metadata.v1.GetCounterRequest
+	79, // 84: mailstore.metadata.v1.MetadataService.AcquireSlot:input_type -> mailstore.metadata.v1.AcquireSlotRequest
+	81, // 85: mailstore.metadata.v1.MetadataService.ReleaseSlot:input_type -> mailstore.metadata.v1.ReleaseSlotRequest
+	83, // 86: mailstore.metadata.v1.MetadataService.RefreshSlots:input_type -> mailstore.metadata.v1.RefreshSlotsRequest
+	85, // 87: mailstore.metadata.v1.MetadataService.GetSlotTotal:input_type -> mailstore.metadata.v1.GetSlotTotalRequest
+	87, // 88: mailstore.metadata.v1.MetadataService.PendingBlobs:input_type -> mailstore.metadata.v1.PendingBlobsRequest
+	89, // 89: mailstore.metadata.v1.MetadataService.ForgetBlobs:input_type -> mailstore.metadata.v1.ForgetBlobsRequest
+	91, // 90: mailstore.metadata.v1.MetadataService.BlobReferenced:input_type -> mailstore.metadata.v1.BlobReferencedRequest
+	13, // 91: mailstore.metadata.v1.MetadataService.Authenticate:output_type -> mailstore.metadata.v1.AuthenticateResponse
+	15, // 92: mailstore.metadata.v1.MetadataService.CreateAccount:output_type -> mailstore.metadata.v1.CreateAccountResponse
+	17, // 93: mailstore.metadata.v1.MetadataService.GetAccount:output_type -> mailstore.metadata.v1.GetAccountResponse
+	19, // 94: mailstore.metadata.v1.MetadataService.LookupLogin:output_type -> mailstore.metadata.v1.LookupLoginResponse
+	21, // 95: mailstore.metadata.v1.MetadataService.ListAccounts:output_type -> mailstore.metadata.v1.ListAccountsResponse
+	23, // 96: mailstore.metadata.v1.MetadataService.UpdateAccount:output_type -> mailstore.metadata.v1.UpdateAccountResponse
+	25, // 97: mailstore.metadata.v1.MetadataService.DeleteAccount:output_type -> mailstore.metadata.v1.DeleteAccountResponse
+	27, // 98: mailstore.metadata.v1.MetadataService.ResetIndex:output_type -> mailstore.metadata.v1.ResetIndexResponse
+	29, // 99: mailstore.metadata.v1.MetadataService.AddAlias:output_type -> mailstore.metadata.v1.AddAliasResponse
+	31, // 100: mailstore.metadata.v1.MetadataService.RemoveAlias:output_type -> mailstore.metadata.v1.RemoveAliasResponse
+	33, // 101: mailstore.metadata.v1.MetadataService.LookupAddress:output_type -> mailstore.metadata.v1.LookupAddressResponse
+	35, // 102: mailstore.metadata.v1.MetadataService.CreateMailbox:output_type -> mailstore.metadata.v1.CreateMailboxResponse
+	37, // 103: mailstore.metadata.v1.MetadataService.DeleteMailbox:output_type -> mailstore.metadata.v1.DeleteMailboxResponse
+	39, // 104: mailstore.metadata.v1.MetadataService.RenameMailbox:output_type -> mailstore.metadata.v1.RenameMailboxResponse
+	41, // 105: mailstore.metadata.v1.MetadataService.GetMailbox:output_type -> mailstore.metadata.v1.GetMailboxResponse
+	43, // 106: mailstore.metadata.v1.MetadataService.ListMailboxes:output_type -> mailstore.metadata.v1.ListMailboxesResponse
+	45, // 107: mailstore.metadata.v1.MetadataService.SetSubscribed:output_type -> mailstore.metadata.v1.SetSubscribedResponse
+	47, // 108: mailstore.metadata.v1.MetadataService.ListSubscriptions:output_type -> mailstore.metadata.v1.ListSubscriptionsResponse
+	49, // 109: mailstore.metadata.v1.MetadataService.ClaimRecent:output_type -> mailstore.metadata.v1.ClaimRecentResponse
+	51, // 110: mailstore.metadata.v1.MetadataService.AppendEntry:output_type -> mailstore.metadata.v1.AppendEntryResponse
+	53, // 111: mailstore.metadata.v1.MetadataService.ListEntries:output_type -> mailstore.metadata.v1.ListEntriesResponse
+	55, // 112: mailstore.metadata.v1.MetadataService.StoreFlags:output_type -> mailstore.metadata.v1.StoreFlagsResponse
+	57, // 113: mailstore.metadata.v1.MetadataService.Expunge:output_type -> mailstore.metadata.v1.ExpungeResponse
+	60, // 114: mailstore.metadata.v1.MetadataService.Copy:output_type -> mailstore.metadata.v1.CopyResponse
+	62, // 115: mailstore.metadata.v1.MetadataService.Move:output_type -> mailstore.metadata.v1.MoveResponse
+	64, // 116: mailstore.metadata.v1.MetadataService.MarkRetrieved:output_type -> mailstore.metadata.v1.MarkRetrievedResponse
+	66, // 117: mailstore.metadata.v1.MetadataService.ChangesSince:output_type -> mailstore.metadata.v1.ChangesSinceResponse
+	68, // 118: mailstore.metadata.v1.MetadataService.Watch:output_type -> mailstore.metadata.v1.WatchResponse
+	70, // 119: mailstore.metadata.v1.MetadataService.AcquireLease:output_type -> mailstore.metadata.v1.AcquireLeaseResponse
+	72, // 120: mailstore.metadata.v1.MetadataService.RenewLease:output_type -> mailstore.metadata.v1.RenewLeaseResponse
+	74, // 121: mailstore.metadata.v1.MetadataService.ReleaseLease:output_type -> mailstore.metadata.v1.ReleaseLeaseResponse
+	76, // 122: mailstore.metadata.v1.MetadataService.IncrCounter:output_type -> mailstore.metadata.v1.IncrCounterResponse
+	78, // 123: mailstore.metadata.v1.MetadataService.GetCounter:output_type -> mailstore.metadata.v1.GetCounterResponse
+	80, // 124: mailstore.metadata.v1.MetadataService.AcquireSlot:output_type -> mailstore.metadata.v1.AcquireSlotResponse
+	82, // 125: mailstore.metadata.v1.MetadataService.ReleaseSlot:output_type -> mailstore.metadata.v1.ReleaseSlotResponse
+	84, // 126: mailstore.metadata.v1.MetadataService.RefreshSlots:output_type -> mailstore.metadata.v1.RefreshSlotsResponse
+	86, // 127: mailstore.metadata.v1.MetadataService.GetSlotTotal:output_type -> mailstore.metadata.v1.GetSlotTotalResponse
+	88, // 128: mailstore.metadata.v1.MetadataService.PendingBlobs:output_type -> mailstore.metadata.v1.PendingBlobsResponse
+	90, // 129: mailstore.metadata.v1.MetadataService.ForgetBlobs:output_type -> mailstore.metadata.v1.ForgetBlobsResponse
+	92, // 130: mailstore.metadata.v1.MetadataService.BlobReferenced:output_type -> mailstore.metadata.v1.BlobReferencedResponse
+	91, // [91:131] is the sub-list for method output_type
+	51, // [51:91] is the sub-list for method input_type
+	51, // [51:51] is the sub-list for extension type_name
+	51, // [51:51] is the sub-list for extension extendee
+	0,  // [0:51] is the sub-list for field type_name
 }
 
 func init() { file_mailstore_metadata_v1_metadata_proto_init() }
