@@ -117,7 +117,7 @@ func chaosReplay(ops []chaosOp) (map[chaosKey]*chaosExpect, map[int]*chaosInstSt
 				temp[chaosKey{op.Acct, op.Token}] = temp[chaosKey{op.Acct, op.Token}] || op.Temp
 			}
 			continue
-		case "store", "copy", "move", "expunge":
+		case "store", "copy", "move", "expunge", "fstore":
 			if in == nil {
 				continue
 			}
@@ -147,6 +147,10 @@ func chaosReplay(ops []chaosOp) (map[chaosKey]*chaosExpect, map[int]*chaosInstSt
 			continue
 		}
 		switch op.Kind {
+		case "fstore":
+			// The conflict scenario's flags are checked by porcupine
+			// (chaos_conflict_test.go).
+			in.flagsOK = false
 		case "store":
 			switch {
 			case op.Outcome == outcomeOK && !op.Modified:

@@ -37,9 +37,9 @@ import (
 //	MAILSTORE_CHAOS_S3         minio (default) or versitygw
 //	MAILSTORE_CHAOS_REPORT_DIR where the report and history go (default: the test's temp dir)
 //
-// A linearizability check of the sessions' streams (porcupine) is not part
-// of it yet; the history records start and end times and the servers'
-// answers so that it can be added.
+// Sessions sharing a few messages are checked for linearizability with
+// porcupine (chaos_conflict_test.go); watcher sessions' streams are
+// checked against the store (chaos_watch_test.go).
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the chaos run takes minutes")
@@ -84,6 +84,7 @@ func TestChaos(t *testing.T) {
 		}
 		accts[login] = a.ID
 	}
+	shared := w.setupConflict(t, w.accounts[0])
 	setup := time.Since(began)
 
 	// The workload: the hot account has 5 IMAP sessions changing
@@ -109,6 +110,11 @@ func TestChaos(t *testing.T) {
 	}
 	for range 3 {
 		spawn(w.lmtpWorker)
+	}
+	// Four sessions change and read the same few messages at once
+	// (chaos_conflict_test.go).
+	for range 4 {
+		spawn(func(ctx context.Context, n int) { w.conflictWorker(ctx, n, hot, shared) })
 	}
 	// Watchers keep a view of the hot INBOX from what the server tells
 	// them (chaos_watch_test.go), compared with the store at the end.
@@ -144,6 +150,8 @@ func TestChaos(t *testing.T) {
 	blobs := grpcblob.New(dial(t, st.blobAddrs[0]))
 	res := chaosCheck(t, w.hist.all(), store, blobs, accts)
 	watchers.check(t, store, accts[hot], res)
+	dir := chaosReportDir(t)
+	chaosCheckConflict(w.hist.all(), dir, 5*time.Minute, res)
 	res.warnings = append(res.warnings, stalled...)
 	for _, p := range st.procs {
 		st.checkOutput(p)
@@ -156,7 +164,7 @@ func TestChaos(t *testing.T) {
 	}
 	res.info = append(res.info, fmt.Sprintf("timings: setup %s, workload %s, heal+sweep+check %s",
 		setup.Round(time.Second), workload.Round(time.Second), time.Since(checkStart).Round(time.Second)))
-	chaosReport(t, seed, dur, s3Kind, w.hist.all(), faults, res)
+	chaosReport(t, dir, seed, dur, s3Kind, w.hist.all(), faults, res)
 }
 
 // chaosWaitSweep waits until no account has released blobs older than
@@ -203,16 +211,23 @@ func chaosWaitSweep(t *testing.T, store meta.Store, accts map[string]mail.Accoun
 	}
 }
 
-// chaosReport writes the report and the history, logs a summary and
-// fails the test on any anomaly.
-func chaosReport(t *testing.T, seed uint64, dur time.Duration, s3Kind string, ops []chaosOp, faults []chaosFault, res *chaosResult) {
-	t.Helper()
+// chaosReportDir is where the report goes: MAILSTORE_CHAOS_REPORT_DIR or
+// the test's temp dir.
+func chaosReportDir(t *testing.T) string {
 	dir := os.Getenv("MAILSTORE_CHAOS_REPORT_DIR")
 	if dir == "" {
-		dir = t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// chaosReport writes the report and the history, logs a summary and
+// fails the test on any anomaly.
+func chaosReport(t *testing.T, dir string, seed uint64, dur time.Duration, s3Kind string, ops []chaosOp, faults []chaosFault, res *chaosResult) {
+	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos run: seed %d, duration %s, S3 %s\n", seed, dur, s3Kind)
 	fmt.Fprintf(&b, "rerun: MAILSTORE_CHAOS_SEED=%d MAILSTORE_CHAOS_DURATION=%s go test -run TestChaos ./cmd/mailstore\n\n", seed, dur)

@@ -36,7 +36,7 @@ const (
 type chaosOp struct {
 	ID      int       `json:"id"`
 	Worker  string    `json:"worker"`
-	Kind    string    `json:"kind"` // lmtp, append, store, copy, move, expunge, pop3, idle, login, select
+	Kind    string    `json:"kind"` // lmtp, append, store, copy, move, expunge, pop3, idle, login, select, fstore, fread
 	Acct    string    `json:"acct"`
 	Gateway string    `json:"gw,omitempty"`
 	Start   time.Time `json:"start"`
@@ -60,6 +60,13 @@ type chaosOp struct {
 	// set when the server answered [MODIFIED] (the STORE did nothing).
 	Unchanged uint64 `json:"unchanged,omitempty"`
 	Modified  bool   `json:"modified,omitempty"`
+	// FlagMode is a conflict STORE's "+", "-" or "" (FLAGS, replace);
+	// ResFlags and ResModSeq are the message's flags and MODSEQ as the
+	// answer of a conflict STORE or FETCH gave them
+	// (chaos_conflict_test.go).
+	FlagMode  string   `json:"flag_mode,omitempty"`
+	ResFlags  []string `json:"res_flags,omitempty"`
+	ResModSeq uint64   `json:"res_modseq,omitempty"`
 	// Noop: an OK COPY/MOVE without COPYUID, which copied nothing.
 	Noop bool `json:"noop,omitempty"`
 
