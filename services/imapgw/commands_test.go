@@ -356,3 +356,70 @@ func TestConnectionsPerIP(t *testing.T) {
 		t.Fatalf("second connection got %q, %v", got, err)
 	}
 }
+
+// TestQresyncWithheldExpunge: while an EXPUNGE is held back during a
+// command by sequence number, the session may send FETCH responses whose
+// MODSEQ is above the expunge's; a QRESYNC client that then loses its
+// connection would resynchronise from that MODSEQ and never learn of the
+// expunge, so the server must follow them with a HIGHESTMODSEQ below the
+// expunge's (RFC 7162 3.2), and a resync from it reports the expunge.
+func TestQresyncWithheldExpunge(t *testing.T) {
+	e := newEnv(t)
+	a := e.account("withheld@example.com")
+	for range 3 {
+		e.deliver(a, mail.Inbox, msg1)
+	}
+	gw := e.gateway(nil)
+	c := login(t, gw, "withheld@example.com")
+	c.ok("ENABLE QRESYNC")
+	var uv string
+	for _, l := range c.ok("SELECT INBOX") {
+		fmt.Sscanf(l, "* OK [UIDVALIDITY %s", &uv)
+	}
+	uv = strings.TrimSuffix(uv, "]")
+	other := login(t, gw, "withheld@example.com")
+	other.ok("SELECT INBOX")
+	other.ok(`STORE 1 +FLAGS (\Deleted)`)
+	other.ok("EXPUNGE")
+	m, err := e.store.Mailbox(t.Context(), a.ID, mail.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	expunged := m.HighestModSeq
+	other.ok(`UID STORE 2 +FLAGS (\Flagged)`)
+
+	// A FETCH by sequence number: the expunge of UID 1 is withheld, the
+	// flag change of UID 2 (MODSEQ above it) is sent.
+	lines := c.ok("FETCH 2 (FLAGS)")
+	checkpoint := uint64(0)
+	sawHigher := false
+	for _, l := range lines {
+		if strings.Contains(l, "EXPUNGE") || strings.Contains(l, "VANISHED") {
+			t.Fatalf("expunge sent during FETCH by sequence number: %q", lines)
+		}
+		var ms uint64
+		if i := strings.Index(l, "MODSEQ ("); i >= 0 {
+			fmt.Sscanf(l[i:], "MODSEQ (%d)", &ms)
+			sawHigher = sawHigher || ms > uint64(expunged)
+			checkpoint = max(checkpoint, ms)
+		}
+		if n, _ := fmt.Sscanf(l, "* OK [HIGHESTMODSEQ %d]", &ms); n == 1 {
+			checkpoint = ms // the server's correction comes after the FETCHes
+		}
+	}
+	if !sawHigher {
+		t.Fatalf("no FETCH with a MODSEQ above the expunge's (%d): %q", expunged, lines)
+	}
+	if checkpoint >= uint64(expunged) {
+		t.Fatalf("a client would resynchronise from MODSEQ %d, not below the withheld expunge's %d: %q", checkpoint, expunged, lines)
+	}
+	// The connection is lost here; the resync from the checkpoint reports
+	// the expunge.
+	c.conn.Close()
+	c = login(t, gw, "withheld@example.com")
+	c.ok("ENABLE QRESYNC")
+	lines = c.ok("SELECT INBOX (QRESYNC (%s %d 1:3))", uv, checkpoint)
+	if !has(lines, "* VANISHED (EARLIER) 1") {
+		t.Errorf("resync from %d does not report the expunge of UID 1: %q", checkpoint, lines)
+	}
+}

@@ -295,6 +295,11 @@ func (s *session) run(cmd *command, h handler) {
 		// Expunges may not be sent during FETCH, STORE and SEARCH by
 		// sequence number (RFC 9051 section 7.5.1).
 		s.sendUpdates(ctx, cmd.uid || !h.seqSensitive)
+		if s.qresync && s.sel != nil && len(s.sel.pendingExpunge) > 0 {
+			// Expunges are withheld; FETCH responses may have carried
+			// MODSEQs above theirs (RFC 7162 3.2).
+			s.enc.Raw("* OK [HIGHESTMODSEQ ").Number(uint64(s.sel.withheldBelow)).Raw("] Expunges pending").CRLF()
+		}
 	}
 	if h.updates && s.state != stateLogout {
 		s.notifyAfter(ctx, cmd)

@@ -27,6 +27,11 @@ type view struct {
 	exists int
 	// pendingExpunge: UIDs gone from the store, still in uids.
 	pendingExpunge map[mail.UID]bool
+	// withheldBelow, while pendingExpunge is not empty, is a MODSEQ below
+	// every withheld expunge's: the highest a QRESYNC client may
+	// resynchronise from, sent as HIGHESTMODSEQ after FETCHes whose MODSEQ
+	// is above the expunges' (RFC 7162 3.2).
+	withheldBelow mail.ModSeq
 	// pendingFlags: UIDs whose flags changed, to announce with FETCH.
 	pendingFlags map[mail.UID]meta.Entry
 	// reported: flag changes this session announced itself (in a STORE
@@ -133,6 +138,7 @@ func (v *view) apply(cs meta.ChangeSet) {
 		}
 	}
 	var silent []mail.UID
+	before := v.modseq
 	for _, r := range cs.Vanished {
 		for _, u := range v.uidsIn(r) {
 			delete(v.pendingFlags, u)
@@ -140,6 +146,11 @@ func (v *view) apply(cs meta.ChangeSet) {
 				// Never announced: it leaves without an EXPUNGE.
 				silent = append(silent, u)
 				continue
+			}
+			if len(v.pendingExpunge) == 0 {
+				// The change set holds changes above the view's MODSEQ
+				// only: the expunge's is above it.
+				v.withheldBelow = before
 			}
 			v.pendingExpunge[u] = true
 		}
