@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"context"
 	"github.com/mailstore/mailstore/pkg/mail"
+	"github.com/mailstore/mailstore/pkg/meta"
+	"sync/atomic"
 )
 
 func login(t *testing.T, addr, user string) *raw {
@@ -421,5 +424,72 @@ func TestQresyncWithheldExpunge(t *testing.T) {
 	lines = c.ok("SELECT INBOX (QRESYNC (%s %d 1:3))", uv, checkpoint)
 	if !has(lines, "* VANISHED (EARLIER) 1") {
 		t.Errorf("resync from %d does not report the expunge of UID 1: %q", checkpoint, lines)
+	}
+}
+
+// racingStore runs hook once, after the next ListEntries of the whole
+// mailbox: a change committed while a SELECT builds its view.
+type racingStore struct {
+	meta.Store
+	hook atomic.Pointer[func()]
+}
+
+func (r *racingStore) ListEntries(ctx context.Context, acct mail.AccountID, mbox mail.MailboxID, uids mail.UIDSet, f meta.Fields, since mail.ModSeq) ([]meta.Entry, error) {
+	es, err := r.Store.ListEntries(ctx, acct, mbox, uids, f, since)
+	if h := r.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return es, err
+}
+
+// TestSelectRacingChanges: changes committed while SELECT reads the
+// mailbox are neither reported against a view that still holds the
+// message (a VANISHED (EARLIER) of a message counted in EXISTS) nor lost:
+// the first update point announces them.
+func TestSelectRacingChanges(t *testing.T) {
+	e := newEnv(t)
+	rs := &racingStore{Store: e.store}
+	e.store = rs
+	a := e.account("race@example.com")
+	for range 3 {
+		e.deliver(a, mail.Inbox, msg1)
+	}
+	gw := e.gateway(nil)
+	c := login(t, gw, "race@example.com")
+	c.ok("ENABLE QRESYNC")
+	var uv, hms string
+	for _, l := range c.ok("SELECT INBOX") {
+		fmt.Sscanf(l, "* OK [UIDVALIDITY %s", &uv)
+		fmt.Sscanf(l, "* OK [HIGHESTMODSEQ %s", &hms)
+	}
+	uv, hms = strings.TrimSuffix(uv, "]"), strings.TrimSuffix(hms, "]")
+	c.ok("LOGOUT")
+
+	mb, err := rs.Store.Mailbox(t.Context(), a.ID, mail.Inbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := func() {
+		ctx := context.Background()
+		if _, err := rs.Store.StoreFlags(ctx, a.ID, mb.ID, meta.FlagChange{UIDs: mail.NewUIDSet(3), Op: meta.FlagsAdd, Flags: []mail.Flag{mail.FlagFlagged}}); err != nil {
+			t.Error(err)
+		}
+		if _, _, err := rs.Store.Expunge(ctx, a.ID, mb.ID, mail.NewUIDSet(2)); err != nil {
+			t.Error(err)
+		}
+	}
+	c = login(t, gw, "race@example.com")
+	c.ok("ENABLE QRESYNC")
+	rs.hook.Store(&hook)
+	lines := c.ok("SELECT INBOX (QRESYNC (%s %s 1:3))", uv, hms)
+	if !has(lines, "* 3 EXISTS") {
+		t.Fatalf("SELECT did not count the 3 messages it read: %q", lines)
+	}
+	if has(lines, "VANISHED") {
+		t.Errorf("SELECT reported as vanished a message its EXISTS counts: %q", lines)
+	}
+	lines = c.ok("NOOP")
+	if !has(lines, "* VANISHED 2") || !has(lines, `FLAGS (\Flagged) UID 3 MODSEQ`) {
+		t.Errorf("the changes made during SELECT were not announced at the next NOOP: %q", lines)
 	}
 }

@@ -91,10 +91,13 @@ func cmdSelect(s *session, ctx context.Context, cmd *command) error {
 		return err
 	}
 	// Changes committed while we read are caught up at the first update
-	// point: the entry list may be newer than m.HighestModSeq, never older.
+	// point: the entry list may be newer than m.HighestModSeq, never older,
+	// and the events of changes made before the watch below began are not
+	// delivered to this session, so it is woken once to look.
 	s.sel = v
 	s.state = stateSelected
 	s.watch.watchMailbox(m.ID, false)
+	s.watch.signal()
 
 	e := s.enc
 	e.Raw(`* FLAGS (\Answered \Flagged \Deleted \Seen \Draft)`).CRLF()
@@ -226,6 +229,22 @@ func (s *session) qresyncReport(ctx context.Context, qr *qresyncParams) error {
 			}
 		}
 	}
+	// The report must agree with the view this SELECT announced: a UID
+	// the view still holds was expunged after the view was read, and is
+	// announced as VANISHED at the first update point, like any later
+	// change; so are flag changes above the view's MODSEQ.
+	var notInView mail.UIDSet
+	for _, r := range vanished {
+		for u := r.Start; ; u++ {
+			if v.seqOf(u) == 0 {
+				notInView = notInView.Add(u)
+			}
+			if u == r.Stop {
+				break
+			}
+		}
+	}
+	vanished = notInView
 	if qr.known != nil {
 		var in mail.UIDSet
 		for _, r := range vanished {
@@ -244,7 +263,7 @@ func (s *session) qresyncReport(ctx context.Context, qr *qresyncParams) error {
 		s.enc.Raw("* VANISHED (EARLIER) ").Raw(vanished.String()).CRLF()
 	}
 	for _, e := range cs.Changed {
-		if seq := v.seqOf(e.UID); seq > 0 {
+		if seq := v.seqOf(e.UID); seq > 0 && e.ModSeq <= v.modseq {
 			s.writeFlagsFetch(seq, e, true)
 		}
 	}
