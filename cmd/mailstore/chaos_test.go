@@ -118,7 +118,7 @@ func TestChaos(t *testing.T) {
 	}
 	// Watchers keep a view of the hot INBOX from what the server tells
 	// them (chaos_watch_test.go), compared with the store at the end.
-	watchers := w.startWatchers(ctx, 3, hot)
+	watchers := w.startWatchers(ctx, 4, hot)
 	for _, cold := range w.accounts[1:] {
 		spawn(func(ctx context.Context, n int) { w.imapWorker(ctx, n, cold) })
 		spawn(func(ctx context.Context, n int) { w.pop3Worker(ctx, n, cold) })

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,8 +23,18 @@ import (
 // nothing but what the server tells it, as a client that caches the
 // mailbox does: EXISTS followed by a UID FETCH of the new messages,
 // EXPUNGE, and the FETCH FLAGS sent while it IDLEs or on NOOP. When its
-// connection breaks (a gateway killed, a link cut) it reconnects and
-// resynchronises from scratch, like a client without QRESYNC.
+// connection breaks (a gateway killed, a link cut) a plain watcher
+// reconnects and resynchronises from scratch, like a client without
+// QRESYNC. A QRESYNC watcher keeps its view, the MODSEQ of each message
+// and a checkpoint (the highest MODSEQ seen in FETCH, lowered by a
+// HIGHESTMODSEQ response code, RFC 7162 3.2), sees VANISHED instead of
+// EXPUNGE, and resynchronises with SELECT (QRESYNC ...); it also drops
+// its connection now and then on purpose, sometimes right after a FETCH
+// by sequence number (during which the server withholds expunges).
+//
+// Every FETCH with a MODSEQ is checked against one history: for a
+// message, a session never sees its MODSEQ go back, and no two sessions
+// see different flags under one MODSEQ (chaosVersions).
 //
 // After the run, with every process healthy, each watcher whose session
 // is still the one it had, does a NOOP and compares its view with the
@@ -46,6 +57,51 @@ type chaosWatcher struct {
 
 	reconnects int
 	updates    int // untagged EXISTS, EXPUNGE and FETCH applied
+
+	qresync     bool
+	uidValidity uint32
+	checkpoint  uint64            // the MODSEQ to resynchronise from
+	modseqs     map[uint32]uint64 // per UID, the last MODSEQ seen (QRESYNC watchers)
+	versions    *chaosVersions
+	resyncs     int // reconnections with SELECT (QRESYNC ...)
+	dropped     int // connections dropped on purpose
+
+	trace []string // the last commands and responses, for the report
+}
+
+// note keeps a line of the session's recent traffic.
+func (v *chaosWatcher) note(format string, args ...any) {
+	if len(v.trace) >= 80 {
+		v.trace = slices.Delete(v.trace, 0, 20)
+	}
+	v.trace = append(v.trace, time.Now().Format("15:04:05.000 ")+fmt.Sprintf(format, args...))
+}
+
+// chaosVersions is what every session was told about each message
+// version: (UID, MODSEQ) -> flags.
+type chaosVersions struct {
+	mu sync.Mutex
+	m  map[[2]uint64]string
+	by map[[2]uint64]string // who saw it first
+}
+
+// record adds one observation and reports a conflicting earlier one.
+func (cv *chaosVersions) record(who string, uid uint32, ms uint64, flags []string) error {
+	if cv == nil {
+		return nil
+	}
+	k, f := [2]uint64{uint64(uid), ms}, strings.Join(flags, " ")
+	cv.mu.Lock()
+	defer cv.mu.Unlock()
+	if cv.m == nil {
+		cv.m, cv.by = map[[2]uint64]string{}, map[[2]uint64]string{}
+	}
+	if old, ok := cv.m[k]; ok && old != f {
+		return fmt.Errorf("UID %d MODSEQ %d has flags (%s), %s saw (%s): %w", uid, ms, f, cv.by[k], old, errChaosView)
+	} else if !ok {
+		cv.m[k], cv.by[k] = f, who
+	}
+	return nil
 }
 
 var (
@@ -54,11 +110,30 @@ var (
 	chaosFetchRe   = regexp.MustCompile(`^\* (\d+) FETCH \((.*)\)$`)
 	chaosUIDRe     = regexp.MustCompile(`\bUID (\d+)`)
 	chaosFlagsRe   = regexp.MustCompile(`\bFLAGS \(([^)]*)\)`)
+	chaosVanishRe  = regexp.MustCompile(`^\* VANISHED (\(EARLIER\) )?([0-9:,]+)$`)
+	chaosHighestRe = regexp.MustCompile(`^\* OK \[HIGHESTMODSEQ (\d+)\]`)
+	chaosUIDValRe  = regexp.MustCompile(`^\* OK \[UIDVALIDITY (\d+)\]`)
 )
 
 // apply updates the view with one untagged response. A FETCH of the
 // message just past the known ones (the answer to fetchNew) appends it.
 func (v *chaosWatcher) apply(line string) error {
+	v.note("S: %s", line)
+	if m := chaosVanishRe.FindStringSubmatch(line); m != nil {
+		return v.vanished(m[2], m[1] != "")
+	}
+	if m := chaosHighestRe.FindStringSubmatch(line); m != nil {
+		v.checkpoint, _ = strconv.ParseUint(m[1], 10, 64)
+		return nil
+	}
+	if m := chaosUIDValRe.FindStringSubmatch(line); m != nil {
+		n, _ := strconv.ParseUint(m[1], 10, 32)
+		if v.uidValidity != 0 && uint32(n) != v.uidValidity {
+			return fmt.Errorf("UIDVALIDITY %d, was %d, of a mailbox never recreated: %w", n, v.uidValidity, errChaosView)
+		}
+		v.uidValidity = uint32(n)
+		return nil
+	}
 	if m := chaosExistsRe.FindStringSubmatch(line); m != nil {
 		n, _ := strconv.Atoi(m[1])
 		if n < len(v.uids) {
@@ -110,8 +185,52 @@ func (v *chaosWatcher) apply(line string) error {
 	default:
 		return fmt.Errorf("FETCH %d (UID %d) with %d messages known: %w", seq, uid, len(v.uids), errChaosView)
 	}
-	if f := chaosFlagsRe.FindStringSubmatch(m[2]); f != nil {
+	f := chaosFlagsRe.FindStringSubmatch(m[2])
+	if f != nil {
 		v.flags[uid] = viewFlags(f[1])
+	}
+	if ms := chaosModSeqRe.FindStringSubmatch(m[2]); ms != nil && v.modseqs != nil {
+		n, _ := strconv.ParseUint(ms[1], 10, 64)
+		if n < v.modseqs[uid] {
+			return fmt.Errorf("UID %d MODSEQ %d after %d: %w", uid, n, v.modseqs[uid], errChaosView)
+		}
+		v.modseqs[uid] = n
+		v.checkpoint = max(v.checkpoint, n)
+		if f != nil {
+			if err := v.versions.record(v.name, uid, n, v.flags[uid]); err != nil {
+				return err
+			}
+		}
+	}
+	v.updates++
+	return nil
+}
+
+// vanished applies VANISHED: without EARLIER, the UIDs were in the
+// mailbox (in the view, or announced by EXISTS and not fetched yet); with
+// EARLIER (a resync), they may be any the client could know.
+func (v *chaosWatcher) vanished(set string, earlier bool) error {
+	uids, err := mail.ParseUIDSet(set)
+	if err != nil || uids.Count() > 1<<20 {
+		return fmt.Errorf("VANISHED %q: %w", set, errChaosView)
+	}
+	for _, u32 := range uids.UIDs() {
+		u := uint32(u32)
+		i, ok := slices.BinarySearch(v.uids, u)
+		switch {
+		case ok:
+			v.uids = slices.Delete(v.uids, i, i+1)
+			delete(v.flags, u)
+			delete(v.modseqs, u)
+			if !earlier {
+				v.exists--
+			}
+		case earlier:
+		case (len(v.uids) == 0 || u > v.uids[len(v.uids)-1]) && v.exists > len(v.uids):
+			v.exists-- // announced by EXISTS, not fetched yet
+		default:
+			return fmt.Errorf("VANISHED %d, which the session was never told of: %w", u, errChaosView)
+		}
 	}
 	v.updates++
 	return nil
@@ -154,7 +273,11 @@ func (v *chaosWatcher) fetchNew() error {
 	if len(v.uids) > 0 {
 		from = v.uids[len(v.uids)-1] + 1
 	}
-	r, err := v.c.cmd("UID FETCH %d:* (UID FLAGS)", from)
+	items := "UID FLAGS"
+	if v.qresync {
+		items += " MODSEQ"
+	}
+	r, err := v.cmd("UID FETCH %d:* (%s)", from, items)
 	if err != nil {
 		return err
 	}
@@ -173,10 +296,55 @@ func (v *chaosWatcher) connect() error {
 	if err != nil {
 		return err
 	}
-	v.c, v.exists, v.uids, v.flags = c, 0, nil, map[uint32][]string{}
-	r, err := c.selectBox(mail.Inbox)
-	if err == nil && r.status != "OK" {
-		err = fmt.Errorf("SELECT: %s: %w", r, errChaosBroken)
+	v.c = c
+	v.note("connected to %s", gw)
+	var r imapReply
+	if v.qresync {
+		r, err = c.cmd("ENABLE QRESYNC")
+		if err == nil && r.status != "OK" {
+			err = fmt.Errorf("ENABLE QRESYNC: %s: %w", r, errChaosView)
+		}
+	}
+	resync := v.qresync && v.uidValidity != 0 && err == nil
+	switch {
+	case err != nil:
+	case resync:
+		// Resynchronise the kept view: VANISHED (EARLIER) first, since
+		// the EXISTS of the answer already counts without them.
+		var known mail.UIDSet
+		for _, u := range v.uids {
+			known = known.Add(mail.UID(u))
+		}
+		q := fmt.Sprintf("%d %d", v.uidValidity, v.checkpoint)
+		if !known.Empty() {
+			q += " " + known.String()
+		}
+		r, err = v.cmd("SELECT %s (QRESYNC (%s))", mail.Inbox, q)
+		if err == nil && r.status != "OK" {
+			err = fmt.Errorf("SELECT (QRESYNC): %s: %w", r, errChaosBroken)
+		}
+		if err == nil {
+			v.exists = len(v.uids)
+			var rest []string
+			for _, l := range r.untagged {
+				if chaosVanishRe.MatchString(l) {
+					err = cmp.Or(err, v.apply(l))
+				} else {
+					rest = append(rest, l)
+				}
+			}
+			r.untagged = rest
+			v.resyncs++
+		}
+	default:
+		v.exists, v.uids, v.flags, v.uidValidity, v.checkpoint = 0, nil, map[uint32][]string{}, 0, 0
+		if v.qresync {
+			v.modseqs = map[uint32]uint64{}
+		}
+		r, err = c.selectBox(mail.Inbox)
+		if err == nil && r.status != "OK" {
+			err = fmt.Errorf("SELECT: %s: %w", r, errChaosBroken)
+		}
 	}
 	if err == nil {
 		err = v.applyAll(r)
@@ -192,8 +360,19 @@ func (v *chaosWatcher) connect() error {
 	return nil
 }
 
+// cmd sends a command on the session, noting it.
+func (v *chaosWatcher) cmd(format string, args ...any) (imapReply, error) {
+	v.note("C: "+format, args...)
+	r, err := v.c.cmd(format, args...)
+	if err != nil {
+		v.note("error: %v", err)
+	}
+	return r, err
+}
+
 func (v *chaosWatcher) disconnect() {
 	if v.c != nil {
+		v.note("disconnect")
 		v.c.close()
 		v.c = nil
 	}
@@ -205,6 +384,7 @@ func (v *chaosWatcher) idle(ctx context.Context) error {
 	c.n++
 	tag := "w" + strconv.Itoa(c.n)
 	c.deadline(chaosOpTimeout)
+	v.note("C: IDLE")
 	if err := c.write(tag + " IDLE\r\n"); err != nil {
 		return err
 	}
@@ -231,6 +411,7 @@ func (v *chaosWatcher) idle(ctx context.Context) error {
 		}
 	}
 	c.deadline(chaosOpTimeout)
+	v.note("C: DONE")
 	if err := c.write("DONE\r\n"); err != nil {
 		return err
 	}
@@ -264,8 +445,38 @@ func (v *chaosWatcher) run(ctx context.Context) error {
 			}
 			v.disconnect()
 			v.reconnects++
+			continue
+		}
+		if v.qresync && ctx.Err() == nil && v.rng.IntN(3) == 0 {
+			if err := v.dropOnPurpose(); errors.Is(err, errChaosView) {
+				v.disconnect()
+				return err
+			}
 		}
 	}
+	return nil
+}
+
+// dropOnPurpose loses the connection as a mobile client does, half the
+// time right after a FETCH by sequence number, during which the server
+// withholds expunges but may send FETCHes with higher MODSEQs.
+func (v *chaosWatcher) dropOnPurpose() error {
+	if n := len(v.uids); n > 0 && v.rng.IntN(2) == 0 {
+		r, err := v.cmd("FETCH %d (FLAGS)", n)
+		if err == nil && r.status != "OK" {
+			err = fmt.Errorf("FETCH: %s: %w", r, errChaosBroken)
+		}
+		if err == nil {
+			err = v.applyAll(r)
+		}
+		if err != nil {
+			v.disconnect()
+			v.reconnects++
+			return err
+		}
+	}
+	v.disconnect()
+	v.dropped++
 	return nil
 }
 
@@ -320,6 +531,8 @@ func (v *chaosWatcher) check(t *testing.T, store meta.Store, acct mail.AccountID
 			diffs = append(diffs, fmt.Sprintf("UID %d missing", u))
 		case !ok || !slices.Equal(got, want):
 			diffs = append(diffs, fmt.Sprintf("UID %d flags %v, store %v", u, got, want))
+		case v.modseqs != nil && v.modseqs[u] != uint64(e.ModSeq):
+			diffs = append(diffs, fmt.Sprintf("UID %d MODSEQ %d, store %d", u, v.modseqs[u], e.ModSeq))
 		}
 	}
 	for _, u := range v.uids {
@@ -332,8 +545,12 @@ func (v *chaosWatcher) check(t *testing.T, store meta.Store, acct mail.AccountID
 			v.name, v.synced.Format("15:04:05.000"), v.updates, len(diffs), strings.Join(diffs[:min(5, len(diffs))], "; "))
 		return
 	}
-	res.info = append(res.info, fmt.Sprintf("%s: view equals the store (%d messages; connected since %s, %d updates, %d reconnects)",
-		v.name, len(v.uids), v.synced.Format("15:04:05.000"), v.updates, v.reconnects))
+	mode := "plain"
+	if v.qresync {
+		mode = fmt.Sprintf("QRESYNC, %d resyncs, %d dropped on purpose", v.resyncs, v.dropped)
+	}
+	res.info = append(res.info, fmt.Sprintf("%s (%s): view equals the store (%d messages; connected since %s, %d updates, %d reconnects)",
+		v.name, mode, len(v.uids), v.synced.Format("15:04:05.000"), v.updates, v.reconnects))
 }
 
 // chaosWatchers runs n watchers on acct until ctx ends.
@@ -347,12 +564,15 @@ type chaosWatchers struct {
 func (w *chaosWorld) startWatchers(ctx context.Context, n int, acct string) *chaosWatchers {
 	ws := &chaosWatchers{}
 	for i := range n {
-		v := &chaosWatcher{w: w, name: "watch-" + strconv.Itoa(i), acct: acct, rng: w.rng(1000 + i), flags: map[uint32][]string{}}
+		v := &chaosWatcher{w: w, name: "watch-" + strconv.Itoa(i), acct: acct, rng: w.rng(1000 + i), flags: map[uint32][]string{}, versions: &w.versions}
+		if i%2 == 1 {
+			v.qresync, v.modseqs = true, map[uint32]uint64{}
+		}
 		ws.list = append(ws.list, v)
 		ws.wg.Go(func() {
 			if err := v.run(ctx); err != nil {
 				ws.mu.Lock()
-				ws.errs = append(ws.errs, fmt.Errorf("%s: %w", v.name, err))
+				ws.errs = append(ws.errs, fmt.Errorf("%s: %w; its last traffic:\n      %s", v.name, err, strings.Join(v.trace, "\n      ")))
 				ws.mu.Unlock()
 			}
 		})
@@ -408,16 +628,40 @@ func TestChaosWatcherView(t *testing.T) {
 	if !slices.Equal(v.uids, []uint32{3, 8, 9}) || v.exists != 3 {
 		t.Errorf("view %v exists %d; want [3 8 9], 3 messages", v.uids, v.exists)
 	}
+	// A QRESYNC session: VANISHED, MODSEQs and the checkpoint.
+	q := &chaosWatcher{name: "q", flags: map[uint32][]string{}, modseqs: map[uint32]uint64{}, versions: &chaosVersions{}}
+	for _, l := range []string{`* 3 EXISTS`, `* OK [UIDVALIDITY 7] x`, `* OK [HIGHESTMODSEQ 9] x`,
+		`* 1 FETCH (UID 1 FLAGS () MODSEQ (3))`, `* 2 FETCH (UID 2 FLAGS () MODSEQ (4))`, `* 3 FETCH (UID 3 FLAGS () MODSEQ (5))`,
+		`* VANISHED 2`, `* 3 EXISTS`, `* VANISHED 9`, `* 2 FETCH (FLAGS (\Seen) UID 3 MODSEQ (12))`, `* OK [HIGHESTMODSEQ 10] x`} {
+		if err := q.apply(l); err != nil {
+			t.Fatalf("apply %q: %v", l, err)
+		}
+	}
+	if !slices.Equal(q.uids, []uint32{1, 3}) || q.exists != 2 || q.modseqs[3] != 12 || q.checkpoint != 10 || q.uidValidity != 7 {
+		t.Errorf("QRESYNC view %v exists %d modseqs %v checkpoint %d uidvalidity %d; want [1 3], 2, UID 3 at 12, checkpoint 10, 7",
+			q.uids, q.exists, q.modseqs, q.checkpoint, q.uidValidity)
+	}
+	// Another session told other flags under the same MODSEQ.
+	q2 := &chaosWatcher{name: "q2", flags: map[uint32][]string{}, modseqs: map[uint32]uint64{}, versions: q.versions}
+	for _, l := range []string{`* 1 EXISTS`, `* 1 FETCH (UID 3 FLAGS (\Flagged) MODSEQ (12))`} {
+		if err := q2.apply(l); l != `* 1 EXISTS` && !errors.Is(err, errChaosView) {
+			t.Errorf("conflicting version: got %v, want errChaosView", err)
+		}
+	}
 	for name, lines := range map[string][]string{
-		"ExpungeUnknown":    {`* 1 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 2 EXPUNGE`},
-		"UIDChanged":        {`* 1 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 1 FETCH (UID 4 FLAGS ())`},
-		"UIDNotAbove":       {`* 2 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 2 FETCH (UID 3 FLAGS ())`},
-		"ExistsShrinks":     {`* 2 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 2 FETCH (UID 4 FLAGS ())`, `* 1 EXISTS`},
-		"FetchPastExists":   {`* 2 EXISTS`, `* 3 FETCH (UID 3 FLAGS ())`},
-		"ExpungePastExists": {`* 1 EXISTS`, `* 2 EXPUNGE`},
+		"ModSeqBack":         {`* 1 EXISTS`, `* 1 FETCH (UID 1 FLAGS () MODSEQ (5))`, `* 1 FETCH (UID 1 FLAGS (\Seen) MODSEQ (4))`},
+		"VanishedUnknown":    {`* 2 EXISTS`, `* 1 FETCH (UID 1 FLAGS ())`, `* 2 FETCH (UID 5 FLAGS ())`, `* VANISHED 3`},
+		"VanishedPastExists": {`* 1 EXISTS`, `* 1 FETCH (UID 1 FLAGS ())`, `* VANISHED 4`},
+		"UIDValidityChanged": {`* OK [UIDVALIDITY 7] x`, `* OK [UIDVALIDITY 8] x`},
+		"ExpungeUnknown":     {`* 1 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 2 EXPUNGE`},
+		"UIDChanged":         {`* 1 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 1 FETCH (UID 4 FLAGS ())`},
+		"UIDNotAbove":        {`* 2 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 2 FETCH (UID 3 FLAGS ())`},
+		"ExistsShrinks":      {`* 2 EXISTS`, `* 1 FETCH (UID 3 FLAGS ())`, `* 2 FETCH (UID 4 FLAGS ())`, `* 1 EXISTS`},
+		"FetchPastExists":    {`* 2 EXISTS`, `* 3 FETCH (UID 3 FLAGS ())`},
+		"ExpungePastExists":  {`* 1 EXISTS`, `* 2 EXPUNGE`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			v := &chaosWatcher{flags: map[uint32][]string{}}
+			v := &chaosWatcher{flags: map[uint32][]string{}, modseqs: map[uint32]uint64{}}
 			var err error
 			for _, l := range lines {
 				if err = v.apply(l); err != nil {

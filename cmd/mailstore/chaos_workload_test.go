@@ -119,6 +119,7 @@ type chaosWorld struct {
 	anomMu   sync.Mutex
 	anoms    []chaosAnomaly // seen by workers while running
 	uidls    sync.Map       // acct + " " + uidl -> token ("" if none)
+	versions chaosVersions  // what the watchers were told of each message version
 }
 
 func (w *chaosWorld) anomaly(kind, format string, args ...any) {
