@@ -66,12 +66,12 @@ func (s *Store) CreateAccount(ctx context.Context, a meta.NewAccount) (meta.Acco
 	for _, m := range mail.DefaultMailboxes {
 		args = append(args, m.Name, m.SpecialUse)
 	}
-	if err := scriptCreateAccount.Run(ctx, s.c, []string{s.k.base(id)}, args...).Err(); err != nil {
+	if err := scriptCreateAccount.Run(ctx, s.sc, []string{s.k.base(id)}, args...).Err(); err != nil {
 		return meta.Account{}, wrap(err, "create account %s", login)
 	}
-	err = scriptClaimLogin.Run(ctx, s.c, s.k.global(), login, string(id)).Err()
+	err = scriptClaimLogin.Run(ctx, s.sc, s.k.global(), login, string(id)).Err()
 	if err != nil {
-		if derr := scriptDropAccount.Run(ctx, s.c, []string{s.k.base(id)}, "discard").Err(); derr != nil {
+		if derr := scriptDropAccount.Run(ctx, s.sc, []string{s.k.base(id)}, "discard").Err(); derr != nil {
 			s.logger.Warn("drop half-created account", "account", id, "err", derr)
 		}
 		return meta.Account{}, wrap(err, "create account %s", login)
@@ -217,7 +217,7 @@ func (s *Store) UpdateAccount(ctx context.Context, id mail.AccountID, u meta.Acc
 	if u.SieveScript != nil {
 		args = append(args, "sieve", *u.SieveScript)
 	}
-	res, err := scriptUpdateAccount.Run(ctx, s.c, []string{s.k.base(id)}, args...).StringSlice()
+	res, err := scriptUpdateAccount.Run(ctx, s.sc, []string{s.k.base(id)}, args...).StringSlice()
 	if err != nil {
 		return meta.Account{}, wrap(err, "update account %s", id)
 	}
@@ -243,14 +243,14 @@ func (s *Store) DeleteAccount(ctx context.Context, id mail.AccountID) error {
 	if err != nil {
 		return fmt.Errorf("delete account: %w", err)
 	}
-	if err := scriptDropAccount.Run(ctx, s.c, []string{s.k.base(id)}, "delete").Err(); err != nil {
+	if err := scriptDropAccount.Run(ctx, s.sc, []string{s.k.base(id)}, "delete").Err(); err != nil {
 		return wrap(err, "delete account %s", id)
 	}
 	args := []any{a.Login, string(id)}
 	for _, al := range a.Aliases {
 		args = append(args, al)
 	}
-	if err := scriptUnclaimLogin.Run(ctx, s.c, s.k.global(), args...).Err(); err != nil {
+	if err := scriptUnclaimLogin.Run(ctx, s.sc, s.k.global(), args...).Err(); err != nil {
 		return wrap(err, "delete account %s: drop login", id)
 	}
 	return nil
@@ -262,7 +262,7 @@ func (s *Store) ResetIndex(ctx context.Context, id mail.AccountID) error {
 	if !validAccountID(id) {
 		return fmt.Errorf("reset index %s: %w", id, meta.ErrNoSuchAccount)
 	}
-	if err := scriptDropAccount.Run(ctx, s.c, []string{s.k.base(id)}, "reset").Err(); err != nil {
+	if err := scriptDropAccount.Run(ctx, s.sc, []string{s.k.base(id)}, "reset").Err(); err != nil {
 		return wrap(err, "reset index %s", id)
 	}
 	return nil

@@ -104,7 +104,7 @@ func (s *Store) AddAlias(ctx context.Context, id mail.AccountID, alias string) (
 	if err != nil {
 		return meta.Account{}, fmt.Errorf("add alias %s to account %s: %w", al, id, err)
 	}
-	res, err := scriptCommitAlias.Run(ctx, s.c, []string{s.k.base(id)}, al, claim).StringSlice()
+	res, err := scriptCommitAlias.Run(ctx, s.sc, []string{s.k.base(id)}, al, claim).StringSlice()
 	if err == nil {
 		return accountFromHash(id, pairs(res)), nil
 	}
@@ -116,7 +116,7 @@ func (s *Store) AddAlias(ctx context.Context, id mail.AccountID, alias string) (
 	case errors.Is(err, meta.ErrNoSuchAccount):
 		// Deleted meanwhile: give the claim back. If this fails, the
 		// claim is stale and is taken over when someone needs it.
-		if rerr := scriptReleaseAlias.Run(ctx, s.c, s.k.global(), al, string(id), string(id)+" "+claim).Err(); rerr != nil {
+		if rerr := scriptReleaseAlias.Run(ctx, s.sc, s.k.global(), al, string(id), string(id)+" "+claim).Err(); rerr != nil {
 			s.logger.Warn("release alias claim of a deleted account", "account", id, "err", rerr)
 		}
 	}
@@ -130,7 +130,7 @@ func (s *Store) AddAlias(ctx context.Context, id mail.AccountID, alias string) (
 func (s *Store) claimAlias(ctx context.Context, id mail.AccountID, al string) (string, error) {
 	expect := ""
 	for range maxTakeovers {
-		res, err := scriptClaimAlias.Run(ctx, s.c, s.k.global(), al, string(id), expect).StringSlice()
+		res, err := scriptClaimAlias.Run(ctx, s.sc, s.k.global(), al, string(id), expect).StringSlice()
 		if err != nil {
 			return "", wrap(err, "claim alias")
 		}
@@ -163,7 +163,7 @@ func (s *Store) fenceAlias(ctx context.Context, al, v string) (live bool, err er
 	if !ok || !validAccountID(mail.AccountID(owner)) {
 		return false, nil // not written by this store: no account can commit it
 	}
-	n, err := scriptFenceAlias.Run(ctx, s.c, []string{s.k.base(mail.AccountID(owner))}, al, claim).Int()
+	n, err := scriptFenceAlias.Run(ctx, s.sc, []string{s.k.base(mail.AccountID(owner))}, al, claim).Int()
 	if err != nil {
 		return false, wrap(err, "fence alias claim of account %s", owner)
 	}
@@ -188,7 +188,7 @@ func (s *Store) freeStaleAlias(ctx context.Context, addr string) error {
 		return fmt.Errorf("%w: it is an alias", meta.ErrExists)
 	}
 	owner, _, _ := strings.Cut(v, " ")
-	if err := scriptReleaseAlias.Run(ctx, s.c, s.k.global(), addr, owner, v).Err(); err != nil {
+	if err := scriptReleaseAlias.Run(ctx, s.sc, s.k.global(), addr, owner, v).Err(); err != nil {
 		return wrap(err, "release stale alias %s", addr)
 	}
 	return nil
@@ -203,7 +203,7 @@ func (s *Store) RemoveAlias(ctx context.Context, id mail.AccountID, alias string
 	if !validAccountID(id) {
 		return meta.Account{}, fmt.Errorf("remove alias %s of account %s: %w", al, id, meta.ErrNoSuchAccount)
 	}
-	res, err := scriptRemoveAlias.Run(ctx, s.c, []string{s.k.base(id)}, al).StringSlice()
+	res, err := scriptRemoveAlias.Run(ctx, s.sc, []string{s.k.base(id)}, al).StringSlice()
 	if err != nil {
 		err = wrap(err, "remove alias %s of account %s", al, id)
 		if errors.Is(err, meta.ErrInvalidArgument) {
@@ -211,7 +211,7 @@ func (s *Store) RemoveAlias(ctx context.Context, id mail.AccountID, alias string
 		}
 		return meta.Account{}, err
 	}
-	if err := scriptReleaseAlias.Run(ctx, s.c, s.k.global(), al, string(id), "").Err(); err != nil {
+	if err := scriptReleaseAlias.Run(ctx, s.sc, s.k.global(), al, string(id), "").Err(); err != nil {
 		s.logger.Warn("drop index entry of a removed alias", "account", id, "err", wrap(err, "release alias"))
 	}
 	return accountFromHash(id, pairs(res)), nil

@@ -32,7 +32,7 @@ func (s *Store) AcquireLease(ctx context.Context, acct mail.AccountID, name, hol
 	if !validAccountID(acct) {
 		return meta.Lease{}, fmt.Errorf("acquire lease %q: %w", name, meta.ErrNoSuchAccount)
 	}
-	res, err := scriptAcquireLease.Run(ctx, s.c, []string{s.k.base(acct)}, leaseHash(name), holder, ms).Int64Slice()
+	res, err := scriptAcquireLease.Run(ctx, s.sc, []string{s.k.base(acct)}, leaseHash(name), holder, ms).Int64Slice()
 	if err != nil {
 		return meta.Lease{}, wrap(err, "acquire lease %q of account %s", name, acct)
 	}
@@ -48,7 +48,7 @@ func (s *Store) RenewLease(ctx context.Context, acct mail.AccountID, name string
 	if !validAccountID(acct) {
 		return meta.Lease{}, fmt.Errorf("renew lease %q: %w", name, meta.ErrLeaseLost)
 	}
-	exp, err := scriptRenewLease.Run(ctx, s.c, []string{s.k.base(acct)}, leaseHash(name), strconv.FormatUint(token, 10), ms).Int64()
+	exp, err := scriptRenewLease.Run(ctx, s.sc, []string{s.k.base(acct)}, leaseHash(name), strconv.FormatUint(token, 10), ms).Int64()
 	if err != nil {
 		return meta.Lease{}, wrap(err, "renew lease %q of account %s", name, acct)
 	}
@@ -60,7 +60,7 @@ func (s *Store) ReleaseLease(ctx context.Context, acct mail.AccountID, name stri
 	if !validAccountID(acct) {
 		return nil
 	}
-	if err := scriptReleaseLease.Run(ctx, s.c, []string{s.k.base(acct)}, leaseHash(name), strconv.FormatUint(token, 10)).Err(); err != nil {
+	if err := scriptReleaseLease.Run(ctx, s.sc, []string{s.k.base(acct)}, leaseHash(name), strconv.FormatUint(token, 10)).Err(); err != nil {
 		return wrap(err, "release lease %q of account %s", name, acct)
 	}
 	return nil

@@ -40,7 +40,7 @@ func (s *Store) CreateMailbox(ctx context.Context, acct mail.AccountID, name, sp
 	if !validAccountID(acct) {
 		return meta.Mailbox{}, fmt.Errorf("create mailbox %s: %w", n, meta.ErrNoSuchAccount)
 	}
-	res, err := scriptCreateMailbox.Run(ctx, s.c, []string{s.k.base(acct)}, n, specialUse).Int64Slice()
+	res, err := scriptCreateMailbox.Run(ctx, s.sc, []string{s.k.base(acct)}, n, specialUse).Int64Slice()
 	if err != nil {
 		return meta.Mailbox{}, wrap(err, "create mailbox %s", n)
 	}
@@ -62,7 +62,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, acct mail.AccountID, name str
 	if !validAccountID(acct) {
 		return fmt.Errorf("delete mailbox %s: %w", n, meta.ErrNoSuchAccount)
 	}
-	if err := scriptDeleteMailbox.Run(ctx, s.c, []string{s.k.base(acct)}, n).Err(); err != nil {
+	if err := scriptDeleteMailbox.Run(ctx, s.sc, []string{s.k.base(acct)}, n).Err(); err != nil {
 		return wrap(err, "delete mailbox %s", n)
 	}
 	return nil
@@ -85,7 +85,7 @@ func (s *Store) RenameMailbox(ctx context.Context, acct mail.AccountID, oldName,
 	if !validAccountID(acct) {
 		return fmt.Errorf("rename mailbox %s: %w", o, meta.ErrNoSuchAccount)
 	}
-	if err := scriptRenameMailbox.Run(ctx, s.c, []string{s.k.base(acct)}, o, n, s.logMax).Err(); err != nil {
+	if err := scriptRenameMailbox.Run(ctx, s.sc, []string{s.k.base(acct)}, o, n, s.logMax).Err(); err != nil {
 		return wrap(err, "rename mailbox %s to %s", o, n)
 	}
 	return nil
@@ -109,7 +109,7 @@ func (s *Store) getMailbox(ctx context.Context, acct mail.AccountID, by, v strin
 	if !validAccountID(acct) {
 		return meta.Mailbox{}, fmt.Errorf("mailbox %s: %w", v, meta.ErrNoSuchAccount)
 	}
-	res, err := scriptGetMailbox.Run(ctx, s.c, []string{s.k.base(acct)}, by, v).Slice()
+	res, err := scriptGetMailbox.Run(ctx, s.sc, []string{s.k.base(acct)}, by, v).Slice()
 	if err != nil {
 		return meta.Mailbox{}, wrap(err, "mailbox %s", v)
 	}
@@ -210,7 +210,7 @@ func (s *Store) SetSubscribed(ctx context.Context, acct mail.AccountID, name str
 	if subscribed {
 		on = "1"
 	}
-	if err := scriptSubscribe.Run(ctx, s.c, []string{s.k.base(acct)}, n, on).Err(); err != nil {
+	if err := scriptSubscribe.Run(ctx, s.sc, []string{s.k.base(acct)}, n, on).Err(); err != nil {
 		return wrap(err, "subscribe %s", n)
 	}
 	return nil
@@ -243,7 +243,7 @@ func (s *Store) ClaimRecent(ctx context.Context, acct mail.AccountID, mbox mail.
 	if !validAccountID(acct) {
 		return 0, fmt.Errorf("claim recent in mailbox %d: %w", mbox, meta.ErrNoSuchAccount)
 	}
-	prev, err := scriptClaimRecent.Run(ctx, s.c, []string{s.k.base(acct)},
+	prev, err := scriptClaimRecent.Run(ctx, s.sc, []string{s.k.base(acct)},
 		strconv.FormatUint(uint64(mbox), 10), strconv.FormatUint(uint64(upTo), 10)).Int64()
 	if err != nil {
 		return 0, wrap(err, "claim recent up to %d in mailbox %d", upTo, mbox)

@@ -58,7 +58,7 @@ func (s *Store) AppendEntry(ctx context.Context, acct mail.AccountID, mbox mail.
 		seen = "1"
 	}
 	info := packInfo(e.InternalDate, e.Size, e.Blob, e.Structure)
-	res, err := scriptAppend.Run(ctx, s.c, []string{s.k.base(acct)},
+	res, err := scriptAppend.Run(ctx, s.sc, []string{s.k.base(acct)},
 		mbArg(mbox), joinFlags(flags), info, string(e.Blob), e.Size, seen, meta.AppendReplayWindow.Milliseconds()).Int64Slice()
 	if err != nil {
 		return meta.Appended{}, wrap(err, "append to mailbox %d", mbox)
@@ -336,7 +336,7 @@ func (s *Store) StoreFlags(ctx context.Context, acct mail.AccountID, mbox mail.M
 	for _, f := range flags {
 		args = append(args, string(f))
 	}
-	res, err := scriptStoreFlags.Run(ctx, s.c, []string{s.k.base(acct)}, args...).Slice()
+	res, err := scriptStoreFlags.Run(ctx, s.sc, []string{s.k.base(acct)}, args...).Slice()
 	if err != nil {
 		return meta.FlagResult{}, wrap(err, "store flags in mailbox %d", mbox)
 	}
@@ -368,7 +368,7 @@ func (s *Store) Expunge(ctx context.Context, acct mail.AccountID, mbox mail.Mail
 	if !validAccountID(acct) {
 		return nil, 0, fmt.Errorf("expunge mailbox %d: %w", mbox, meta.ErrNoSuchAccount)
 	}
-	res, err := scriptExpunge.Run(ctx, s.c, []string{s.k.base(acct)}, mbArg(mbox), rangesArg(uids), s.logMax).Slice()
+	res, err := scriptExpunge.Run(ctx, s.sc, []string{s.k.base(acct)}, mbArg(mbox), rangesArg(uids), s.logMax).Slice()
 	if err != nil {
 		return nil, 0, wrap(err, "expunge mailbox %d", mbox)
 	}
@@ -404,7 +404,7 @@ func (s *Store) copy(ctx context.Context, acct mail.AccountID, src mail.MailboxI
 	if !validAccountID(acct) {
 		return meta.Copied{}, fmt.Errorf("%s from mailbox %d to %d: %w", what, src, dst, meta.ErrNoSuchAccount)
 	}
-	res, err := scriptCopy.Run(ctx, s.c, []string{s.k.base(acct)}, mbArg(src), mbArg(dst), rangesArg(uids), mv, s.logMax).Slice()
+	res, err := scriptCopy.Run(ctx, s.sc, []string{s.k.base(acct)}, mbArg(src), mbArg(dst), rangesArg(uids), mv, s.logMax).Slice()
 	if err != nil {
 		return meta.Copied{}, wrap(err, "%s from mailbox %d to %d", what, src, dst)
 	}

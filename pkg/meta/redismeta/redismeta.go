@@ -129,6 +129,7 @@ func (c *Config) LoadPasswordFile() error {
 // Store is a meta.Store over Redis.
 type Store struct {
 	c       redis.UniversalClient
+	sc      noRetryScripter // runs the scripts (noretry.go)
 	k       keys
 	logMax  int
 	page    int // UIDs per ZRANGE page in ListEntries (listPage; tests lower it)
@@ -180,7 +181,7 @@ func NewFromClient(c redis.UniversalClient, cfg Config, logger *slog.Logger) *St
 	if logMax <= 0 {
 		logMax = DefaultChangeLogMax
 	}
-	return &Store{c: c, k: keys{prefix: cfg.KeyPrefix}, logMax: logMax, page: listPage, logger: logger}
+	return &Store{c: c, sc: noRetryScripter{c}, k: keys{prefix: cfg.KeyPrefix}, logMax: logMax, page: listPage, logger: logger}
 }
 
 // Close closes the client if New made it.

@@ -20,7 +20,7 @@ func (s *Store) MarkRetrieved(ctx context.Context, acct mail.AccountID, mbox mai
 	if ms <= 0 {
 		return fmt.Errorf("mark retrieved in mailbox %d: %w: time %v not after the epoch", mbox, meta.ErrInvalidArgument, at)
 	}
-	if err := scriptMarkRetrieved.Run(ctx, s.c, []string{s.k.base(acct)}, mbArg(mbox), rangesArg(uids), ms).Err(); err != nil {
+	if err := scriptMarkRetrieved.Run(ctx, s.sc, []string{s.k.base(acct)}, mbArg(mbox), rangesArg(uids), ms).Err(); err != nil {
 		return wrap(err, "mark retrieved in mailbox %d", mbox)
 	}
 	return nil

@@ -123,7 +123,7 @@ func (s *Store) AcquireSlot(ctx context.Context, key, holder string, limit int64
 	if limit < 1 {
 		return 0, fmt.Errorf("acquire slot %q: %w: limit %d", key, meta.ErrInvalidArgument, limit)
 	}
-	res, err := scriptAcquireSlot.Run(ctx, s.c, []string{s.k.slot(key)}, holder, limit, ms).Int64Slice()
+	res, err := scriptAcquireSlot.Run(ctx, s.sc, []string{s.k.slot(key)}, holder, limit, ms).Int64Slice()
 	if err != nil {
 		return 0, wrap(err, "acquire slot %q", key)
 	}
@@ -141,7 +141,7 @@ func (s *Store) ReleaseSlot(ctx context.Context, key, holder string) error {
 	if err := slotArgs("release slot", key, holder); err != nil {
 		return err
 	}
-	if err := scriptReleaseSlot.Run(ctx, s.c, []string{s.k.slot(key)}, holder).Err(); err != nil {
+	if err := scriptReleaseSlot.Run(ctx, s.sc, []string{s.k.slot(key)}, holder).Err(); err != nil {
 		return wrap(err, "release slot %q", key)
 	}
 	return nil
@@ -216,7 +216,7 @@ func (s *Store) SlotTotal(ctx context.Context, key string) (int64, error) {
 	if key == "" {
 		return 0, fmt.Errorf("slot total: %w: empty key", meta.ErrInvalidArgument)
 	}
-	n, err := scriptSlotTotal.Run(ctx, s.c, []string{s.k.slot(key)}).Int64()
+	n, err := scriptSlotTotal.Run(ctx, s.sc, []string{s.k.slot(key)}).Int64()
 	if err != nil {
 		return 0, wrap(err, "slot total %q", key)
 	}
