@@ -14,9 +14,10 @@ TOOLS    = exports="$$(scripts/tools.sh $(TOOLS_FLAGS))" && eval "$$exports"
 BENCHTIME ?= 1s
 # FUZZTIME is how long make test runs each fuzz target (scripts/fuzz.sh).
 FUZZTIME ?= 5s
-# DURATION and SEED steer make chaos.
+# DURATION, SEED and REDIS (standalone or cluster) steer make chaos.
 DURATION ?= 5m
 SEED ?=
+REDIS ?= standalone
 
 .PHONY: all run build test test-quick check lint vet fmt proto proto-check bench bench-imap bench-pop3 bench-lmtp chaos loadtest loadtest-compare loadtest-build loadtest-test clean tools
 
@@ -73,9 +74,9 @@ bench-imap:
 	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) -timeout 30m \
 		./services/imapgw/
 
-## chaos: the chaos run (kills, pauses, Redis and S3 restarts under a mixed workload) with the history check; DURATION (default 5m), SEED=n replays a run's choices. make test runs a 60 s version.
+## chaos: the chaos run (kills, pauses, Redis and S3 restarts under a mixed workload) with the history check; DURATION (default 5m), SEED=n replays a run's choices, REDIS=cluster runs it on a 3-master Redis Cluster. make test runs a 60 s version, and 45 s on a cluster.
 chaos:
-	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 MAILSTORE_CHAOS_DURATION=$(DURATION) MAILSTORE_CHAOS_SEED=$(SEED) \
+	@$(TOOLS) && MAILSTORE_REQUIRE_SERVERS=1 MAILSTORE_CHAOS_DURATION=$(DURATION) MAILSTORE_CHAOS_SEED=$(SEED) MAILSTORE_CHAOS_REDIS=$(REDIS) \
 		MAILSTORE_CHAOS_REPORT_DIR=$${MAILSTORE_CHAOS_REPORT_DIR:-/tmp/mailstore-chaos} \
 		$(GO) test -race -count=1 -run '^TestChaos$$' -v -timeout 60m ./cmd/mailstore/
 

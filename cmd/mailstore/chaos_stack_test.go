@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,9 +27,10 @@ import (
 
 // chaosStack is the running system under test.
 type chaosStack struct {
-	t     *testing.T
-	redis *testenv.RedisServer
-	s3    *testenv.S3Process
+	t       *testing.T
+	redis   *testenv.RedisServer       // standalone, or
+	cluster *testenv.RedisClusterNodes // a 3-master Redis Cluster
+	s3      *testenv.S3Process
 
 	metaAddrs, blobAddrs, imapAddrs, popAddrs, lmtpAddrs []string
 
@@ -67,10 +69,22 @@ var chaosGatewayFlags = []string{
 	"-pop3.lease-ttl=12s",
 }
 
-func startChaosStack(t *testing.T, s3Kind string) *chaosStack {
+// startChaosStack starts the stack on a standalone Redis or, with
+// cluster, on a Redis Cluster of 3 masters (every node with AOF and
+// appendfsync always). The cluster's nodes are reached directly: its
+// clients learn the nodes' addresses from the cluster itself, so the
+// metadata-to-Redis link has no proxy and no network faults then.
+func startChaosStack(t *testing.T, s3Kind string, cluster bool) *chaosStack {
 	t.Helper()
 	st := &chaosStack{t: t, net: newChaosNet(t)}
-	st.redis = testenv.NewRedis(t, testenv.RedisOptions{AOF: true})
+	redisFlags := []string{}
+	if cluster {
+		st.cluster = testenv.NewRedisCluster(t, testenv.RedisOptions{AOF: true})
+		redisFlags = append(redisFlags, "-metadata.redis.addrs="+strings.Join(st.cluster.Addrs(), ","), "-metadata.redis.cluster=true")
+	} else {
+		st.redis = testenv.NewRedis(t, testenv.RedisOptions{AOF: true})
+		redisFlags = append(redisFlags, "-metadata.redis.addrs="+st.net.link("meta-redis", st.redis.Addr()))
+	}
 	st.s3 = testenv.NewS3(t, s3Kind)
 	env, s3flags := s3Flags(t, st.s3.Server) // one bucket for both blob processes
 	s3Proxy := st.net.link("blob-s3", st.s3.Server.Endpoint)
@@ -79,7 +93,6 @@ func startChaosStack(t *testing.T, s3Kind string) *chaosStack {
 			s3flags[i] = "-blob.s3.endpoint=" + s3Proxy
 		}
 	}
-	redisProxy := st.net.link("meta-redis", st.redis.Addr())
 	prefix := testenv.Prefix(t)
 	add := func(role, name string, env []string, args ...string) {
 		st.procs = append(st.procs, &chaosProc{proc: startProc(t, name, env, args...), role: role})
@@ -96,10 +109,10 @@ func startChaosStack(t *testing.T, s3Kind string) *chaosStack {
 	for i := range 2 {
 		addr := freeAddr(t)
 		st.metaAddrs = append(st.metaAddrs, addr)
-		add("metadata", "metadata-"+strconv.Itoa(i), nil, append([]string{
+		add("metadata", "metadata-"+strconv.Itoa(i), nil, slices.Concat([]string{
 			"-target=metadata", "-metadata.listen-address=" + addr, "-blob.address=" + gwBlob[i%2],
-			"-metadata.backend=redis", "-metadata.redis.addrs=" + redisProxy, "-metadata.redis.key-prefix=" + prefix,
-		}, chaosSweepFlags...)...)
+			"-metadata.backend=redis", "-metadata.redis.key-prefix=" + prefix,
+		}, redisFlags, chaosSweepFlags)...)
 		gwMeta = append(gwMeta, st.net.link("gw-meta-"+strconv.Itoa(i), addr))
 	}
 	gateway := func(role string, n int, addrs *[]string) {
@@ -143,7 +156,12 @@ func (st *chaosStack) injectFault(rng *rand.Rand) chaosFault {
 	st.t.Helper()
 	down := time.Duration(200+rng.IntN(1800)) * time.Millisecond
 	f := chaosFault{Start: time.Now(), Down: down.Round(time.Millisecond).String()}
-	switch r := rng.IntN(100); {
+	r := rng.IntN(100)
+	if st.cluster != nil && rng.IntN(2) == 0 {
+		// On a cluster, half the faults hit one of its nodes.
+		r = 68 + rng.IntN(19)
+	}
+	switch {
 	case r < 25: // a network fault on one link (chaos_net_test.go)
 		var d time.Duration
 		f.Kind, f.Target, f.What, d = st.net.inject(rng)
@@ -169,14 +187,16 @@ func (st *chaosStack) injectFault(rng *rand.Rand) chaosFault {
 		time.Sleep(down)
 		_ = p.cmd.Process.Signal(syscall.SIGCONT)
 	case r < 77:
-		f.Kind, f.Target = "redis-kill", "redis"
-		st.redis.Kill()
+		node, name := st.redisNode(rng)
+		f.Kind, f.Target = "redis-kill", name
+		node.Kill()
 		time.Sleep(down)
-		st.redis.Restart()
+		node.Restart()
 	case r < 87:
+		node, name := st.redisNode(rng)
 		down = time.Duration(1000+rng.IntN(2000)) * time.Millisecond
-		f.Kind, f.Target, f.Down = "redis-sigstop", "redis", down.Round(time.Millisecond).String()
-		pid, err := st.redisPID()
+		f.Kind, f.Target, f.Down = "redis-sigstop", name, down.Round(time.Millisecond).String()
+		pid, err := redisPID(node.Addr())
 		if err != nil {
 			st.t.Logf("chaos: redis pid: %v; fault skipped", err)
 			f.Kind = "redis-sigstop-skipped"
@@ -205,10 +225,20 @@ func (st *chaosStack) injectFault(rng *rand.Rand) chaosFault {
 	return f
 }
 
-// redisPID asks the server for its process id (testenv does not expose
-// it).
-func (st *chaosStack) redisPID() (int, error) {
-	rc := redis.NewClient(&redis.Options{Addr: st.redis.Addr()})
+// redisNode picks the Redis server a fault hits: the standalone one, or
+// one node of the cluster.
+func (st *chaosStack) redisNode(rng *rand.Rand) (*testenv.RedisServer, string) {
+	if st.cluster == nil {
+		return st.redis, "redis"
+	}
+	i := rng.IntN(len(st.cluster.Nodes))
+	return st.cluster.Nodes[i], "redis-node-" + strconv.Itoa(i)
+}
+
+// redisPID asks the server at addr for its process id (testenv does not
+// expose it).
+func redisPID(addr string) (int, error) {
+	rc := redis.NewClient(&redis.Options{Addr: addr})
 	defer rc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
@@ -266,6 +296,11 @@ func (st *chaosStack) crashed() []string {
 // waitHealthy waits until every mailstore process answers /readyz, the
 // same readiness a Kubernetes probe would see.
 func (st *chaosStack) waitHealthy() error {
+	if st.cluster != nil {
+		if err := st.cluster.WaitOK(); err != nil {
+			return err
+		}
+	}
 	deadline := time.Now().Add(60 * time.Second)
 	for _, p := range st.procs {
 		for {

@@ -36,15 +36,28 @@ import (
 //	MAILSTORE_CHAOS_SEED       the seed of every random choice (default: time-based, logged)
 //	MAILSTORE_CHAOS_S3         minio (default) or versitygw
 //	MAILSTORE_CHAOS_REPORT_DIR where the report and history go (default: the test's temp dir)
+//	MAILSTORE_CHAOS_REDIS      standalone (default) or cluster (3 masters)
+//
+// TestChaosRedisCluster is the same run on a Redis Cluster (45 s unless
+// MAILSTORE_CHAOS_DURATION says otherwise).
 //
 // Sessions sharing a few messages are checked for linearizability with
 // porcupine (chaos_conflict_test.go); watcher sessions' streams are
 // checked against the store (chaos_watch_test.go).
 func TestChaos(t *testing.T) {
+	runChaos(t, os.Getenv("MAILSTORE_CHAOS_REDIS") == "cluster", 60*time.Second)
+}
+
+// TestChaosRedisCluster runs the chaos run on a 3-master Redis Cluster:
+// its nodes are killed and paused one at a time.
+func TestChaosRedisCluster(t *testing.T) {
+	runChaos(t, true, 45*time.Second)
+}
+
+func runChaos(t *testing.T, cluster bool, dur time.Duration) {
 	if testing.Short() {
 		t.Skip("the chaos run takes minutes")
 	}
-	dur := 60 * time.Second
 	if v := os.Getenv("MAILSTORE_CHAOS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
@@ -64,10 +77,14 @@ func TestChaos(t *testing.T) {
 	if v := os.Getenv("MAILSTORE_CHAOS_S3"); v != "" {
 		s3Kind = v
 	}
-	t.Logf("chaos: seed %d, duration %s, S3 %s (rerun with MAILSTORE_CHAOS_SEED=%d)", seed, dur, s3Kind, seed)
+	redisKind := "standalone"
+	if cluster {
+		redisKind = "cluster"
+	}
+	t.Logf("chaos: seed %d, duration %s, S3 %s, Redis %s (rerun with MAILSTORE_CHAOS_SEED=%d)", seed, dur, s3Kind, redisKind, seed)
 
 	began := time.Now()
-	st := startChaosStack(t, s3Kind)
+	st := startChaosStack(t, s3Kind, cluster)
 	w := &chaosWorld{
 		st: st, hist: &chaosHistory{}, seed: seed, password: "chaos-pw",
 		accounts: []string{"hot@chaos.test", "cold1@chaos.test", "cold2@chaos.test"},
@@ -164,7 +181,7 @@ func TestChaos(t *testing.T) {
 	}
 	res.info = append(res.info, fmt.Sprintf("timings: setup %s, workload %s, heal+sweep+check %s",
 		setup.Round(time.Second), workload.Round(time.Second), time.Since(checkStart).Round(time.Second)))
-	chaosReport(t, dir, seed, dur, s3Kind, w.hist.all(), faults, res)
+	chaosReport(t, dir, seed, dur, s3Kind+", Redis "+redisKind, w.hist.all(), faults, res)
 }
 
 // chaosWaitSweep waits until no account has released blobs older than
@@ -230,7 +247,7 @@ func chaosReport(t *testing.T, dir string, seed uint64, dur time.Duration, s3Kin
 	t.Helper()
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos run: seed %d, duration %s, S3 %s\n", seed, dur, s3Kind)
-	fmt.Fprintf(&b, "rerun: MAILSTORE_CHAOS_SEED=%d MAILSTORE_CHAOS_DURATION=%s go test -run TestChaos ./cmd/mailstore\n\n", seed, dur)
+	fmt.Fprintf(&b, "rerun: MAILSTORE_CHAOS_SEED=%d MAILSTORE_CHAOS_DURATION=%s go test -run '^%s$' ./cmd/mailstore\n\n", seed, dur, t.Name())
 
 	// Operations by kind and outcome.
 	type ko struct{ kind, outcome string }
@@ -307,8 +324,9 @@ func chaosReport(t *testing.T, dir string, seed uint64, dur time.Duration, s3Kin
 		excerpt(a)
 	}
 
-	report := filepath.Join(dir, fmt.Sprintf("chaos-report-%d.txt", seed))
-	history := filepath.Join(dir, fmt.Sprintf("chaos-history-%d.jsonl", seed))
+	variant := strings.TrimPrefix(t.Name(), "TestChaos") // "" or RedisCluster
+	report := filepath.Join(dir, fmt.Sprintf("chaos%s-report-%d.txt", variant, seed))
+	history := filepath.Join(dir, fmt.Sprintf("chaos%s-history-%d.jsonl", variant, seed))
 	if err := os.WriteFile(report, []byte(b.String()), 0o644); err != nil {
 		t.Error(err)
 	}

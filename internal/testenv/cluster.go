@@ -137,3 +137,85 @@ func clusterOK(ctx context.Context, addrs []string, want map[string]string) erro
 	}
 	return nil
 }
+
+// RedisClusterNodes is a Redis Cluster owned by one test (3 masters, no
+// replicas), so that the test may kill and restart its nodes: each keeps
+// its port, data directory and nodes.conf, and rejoins with its slots.
+type RedisClusterNodes struct {
+	Nodes []*RedisServer
+}
+
+// NewRedisCluster starts a cluster for t alone; with opts.AOF every node
+// keeps an append-only file with appendfsync always.
+func NewRedisCluster(t testing.TB, opts RedisOptions) *RedisClusterNodes {
+	t.Helper()
+	server := binary(t, EnvRedisServer, "redis-server")
+	cli := binary(t, EnvRedisCLI, "redis-cli")
+	c := &RedisClusterNodes{}
+	t.Cleanup(func() {
+		for _, n := range c.Nodes {
+			n.stop()
+		}
+	})
+	for i := range clusterSize {
+		n, err := retryStart(func() (*RedisServer, error) {
+			dir, err := tempDir("redis-cluster-" + strconv.Itoa(i))
+			if err != nil {
+				return nil, err
+			}
+			ports, err := freePorts(2)
+			if err != nil {
+				return nil, err
+			}
+			args := []string{"--save", "",
+				"--cluster-enabled", "yes",
+				"--cluster-config-file", "nodes.conf",
+				"--cluster-port", strconv.Itoa(ports[1]),
+				"--cluster-node-timeout", "5000",
+			}
+			if opts.AOF {
+				args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+			} else {
+				args = append(args, "--appendonly", "no")
+			}
+			n := &RedisServer{t: t, bin: server, dir: dir, port: ports[0], addr: hostPort(ports[0]), args: args}
+			if err := n.start(); err != nil {
+				return nil, err
+			}
+			return n, nil
+		})
+		if err != nil {
+			fail(t, "redis cluster node", err)
+		}
+		c.Nodes = append(c.Nodes, n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	addrs := c.Addrs()
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		fail(t, "redis cluster", fmt.Errorf("redis-cli --cluster create %s: %w; output:\n%s", strings.Join(addrs, " "), err, out))
+	}
+	if err := waitClusterOK(ctx, addrs); err != nil {
+		fail(t, "redis cluster", err)
+	}
+	return c
+}
+
+// Addrs returns the nodes' addresses.
+func (c *RedisClusterNodes) Addrs() []string {
+	out := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		out[i] = n.Addr()
+	}
+	return out
+}
+
+// WaitOK waits until every node reports a healthy cluster again (after a
+// restart), up to the start timeout.
+func (c *RedisClusterNodes) WaitOK() error {
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	return waitClusterOK(ctx, c.Addrs())
+}
