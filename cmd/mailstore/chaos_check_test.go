@@ -271,6 +271,24 @@ func chaosCheck(t *testing.T, ops []chaosOp, store meta.Store, blobs blob.Store,
 		}
 	})
 	referenced := map[mail.BlobID]bool{}
+	// UIDVALIDITY: no mailbox is recreated in the run, so every APPENDUID
+	// and COPYUID must name the one the mailbox has now.
+	told := map[[2]string]map[uint32]int{} // (login, mailbox) -> UIDVALIDITY -> first op
+	for _, op := range ops {
+		mbox := op.Mbox
+		if op.Kind == "copy" || op.Kind == "move" {
+			mbox = op.Dst
+		}
+		if op.UIDValidity != 0 {
+			k := [2]string{op.Acct, mbox}
+			if told[k] == nil {
+				told[k] = map[uint32]int{}
+			}
+			if _, ok := told[k][op.UIDValidity]; !ok {
+				told[k][op.UIDValidity] = op.ID
+			}
+		}
+	}
 	for _, login := range logins {
 		id := accts[login]
 		boxes, err := store.ListMailboxes(ctx, id)
@@ -280,6 +298,11 @@ func chaosCheck(t *testing.T, ops []chaosOp, store meta.Store, blobs blob.Store,
 		}
 		entries := 0
 		for _, mb := range boxes {
+			for uv, id := range told[[2]string{login, mb.Name}] {
+				if uv != mb.UIDValidity {
+					res.anomaly("uidvalidity", nil, "%s %s: operation %d was told UIDVALIDITY %d, the mailbox has %d and was never recreated", login, mb.Name, id, uv, mb.UIDValidity)
+				}
+			}
 			es, err := store.ListEntries(ctx, id, mb.ID, mail.AllUIDs(), meta.FieldFlags|meta.FieldInfo, 0)
 			if err != nil {
 				res.anomaly("read", nil, "list entries of %s %s: %v", login, mb.Name, err)

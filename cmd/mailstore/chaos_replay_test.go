@@ -161,13 +161,17 @@ func TestChaosCheckFindsAnomalies(t *testing.T) {
 	deliver("tok-L1-1")
 	deliver("tok-L1-1")
 	ops = append(ops, chaosOp{ID: 5, Kind: "lmtp", Acct: login, Token: "tok-L1-1", Outcome: outcomeOK})
+	// An APPENDUID naming another UIDVALIDITY than the mailbox's.
+	fine := ok(6, "tok-A1-6", deliver("tok-A1-6"))
+	fine.UIDValidity = 1
+	ops = append(ops, fine)
 
 	res := chaosCheck(t, ops, store, blobs, map[string]mail.AccountID{login: acct.ID})
 	got := map[string]int{}
 	for _, a := range res.anomalies {
 		got[a.Kind]++
 	}
-	want := map[string]int{"lost": 1, "misplaced": 1, "flags": 1, "extra-copies": 2, "phantom": 1}
+	want := map[string]int{"lost": 1, "misplaced": 1, "flags": 1, "extra-copies": 2, "phantom": 1, "uidvalidity": 1}
 	if !maps.Equal(got, want) {
 		for _, a := range res.anomalies {
 			t.Logf("%s: %s", a.Kind, a.Text)

@@ -47,15 +47,18 @@ type chaosOp struct {
 	Temp  bool   `json:"temp,omitempty"`
 	Reply string `json:"reply,omitempty"`
 
-	Token   string   `json:"token,omitempty"`
-	Inst    int      `json:"inst,omitempty"`     // the instance the op works on (or creates, for append)
-	NewInst int      `json:"new_inst,omitempty"` // the instance a copy creates
-	Mbox    string   `json:"mbox,omitempty"`
-	UID     uint32   `json:"uid,omitempty"`
-	Dst     string   `json:"dst,omitempty"`
-	DstUID  uint32   `json:"dst_uid,omitempty"`
-	Flags   []string `json:"flags,omitempty"` // append: initial flags; store: the flag changed
-	FlagAdd bool     `json:"flag_add,omitempty"`
+	Token   string `json:"token,omitempty"`
+	Inst    int    `json:"inst,omitempty"`     // the instance the op works on (or creates, for append)
+	NewInst int    `json:"new_inst,omitempty"` // the instance a copy creates
+	Mbox    string `json:"mbox,omitempty"`
+	UID     uint32 `json:"uid,omitempty"`
+	Dst     string `json:"dst,omitempty"`
+	DstUID  uint32 `json:"dst_uid,omitempty"`
+	// UIDValidity is the one APPENDUID or COPYUID named (of Mbox for an
+	// append, of Dst for a copy or move).
+	UIDValidity uint32   `json:"uidvalidity,omitempty"`
+	Flags       []string `json:"flags,omitempty"` // append: initial flags; store: the flag changed
+	FlagAdd     bool     `json:"flag_add,omitempty"`
 	// Unchanged is the UNCHANGEDSINCE of a STORE (0: none); Modified is
 	// set when the server answered [MODIFIED] (the STORE did nothing).
 	Unchanged uint64 `json:"unchanged,omitempty"`
@@ -77,6 +80,7 @@ type chaosOp struct {
 	PassOK  time.Time `json:"pass_ok,omitzero"`
 	QuitAt  time.Time `json:"quit_at,omitzero"`
 	Deleted int       `json:"deleted,omitempty"` // as the QUIT answer says
+	Keep    bool      `json:"keep,omitempty"`    // a leave-on-server session
 }
 
 // chaosHistory collects operations from every worker.
@@ -270,7 +274,8 @@ func (w *chaosWorld) imapWorker(ctx context.Context, n int, acct string) {
 			if err == nil && rep.status == "OK" {
 				if m := appendUIDRe.FindStringSubmatch(rep.text); m != nil {
 					u, _ := strconv.ParseUint(m[2], 10, 32)
-					op.UID = uint32(u)
+					v, _ := strconv.ParseUint(m[1], 10, 32)
+					op.UID, op.UIDValidity = uint32(u), uint32(v)
 				}
 			}
 			op, ok := finish(op, rep, err)
@@ -324,7 +329,8 @@ func (w *chaosWorld) imapWorker(ctx context.Context, n int, acct string) {
 				if m == nil {
 					op.Noop = true
 				} else if u, perr := strconv.ParseUint(m[3], 10, 32); perr == nil {
-					op.DstUID = uint32(u)
+					v, _ := strconv.ParseUint(m[1], 10, 32)
+					op.DstUID, op.UIDValidity = uint32(u), uint32(v)
 				}
 			}
 			op, ok := finish(op, rep, err)
@@ -509,7 +515,9 @@ func (w *chaosWorld) pickAccount(rng *rand.Rand) string {
 // ---------------------------------------------------------------- POP3
 
 // pop3Worker downloads and deletes LMTP-delivered messages (it leaves the
-// IMAP workers' messages alone).
+// IMAP workers' messages alone); one session in three is a
+// leave-on-server client's, which downloads and deletes nothing, and
+// relies on UIDL naming the same message from session to session.
 func (w *chaosWorld) pop3Worker(ctx context.Context, n int, acct string) {
 	rng := w.rng(n)
 	name := "pop3-" + strconv.Itoa(n)
@@ -553,6 +561,7 @@ func (w *chaosWorld) pop3Session(rng *rand.Rand, op chaosOp, acct, gw string) ch
 		return abort("UIDL", err)
 	}
 	budget := 15
+	op.Keep = rng.IntN(3) == 0
 	for _, ln := range lines {
 		num, uidl, ok := strings.Cut(ln, " ")
 		if !ok || budget == 0 {
@@ -595,7 +604,7 @@ func (w *chaosWorld) pop3Session(rng *rand.Rand, op chaosOp, acct, gw string) ch
 		if !slices.Contains(body, "token "+tok) {
 			w.anomaly("pop3-retr-body", "%s: RETR %s (UIDL %s, token %s) lacks its token line", op.Worker, num, uidl, tok)
 		}
-		if rng.IntN(10) == 0 {
+		if op.Keep || rng.IntN(10) == 0 {
 			continue // leave it this time
 		}
 		if l, err := p.cmd("DELE %s", num); err != nil {
