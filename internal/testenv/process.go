@@ -5,12 +5,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	mrand "math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -157,14 +159,80 @@ func retryStart[T any](start func() (T, error)) (T, error) {
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		p, err := FreePort()
 		if err != nil {
-			return nil, fmt.Errorf("find a free port: %w", err)
+			return nil, err
 		}
-		defer ln.Close()
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		ports = append(ports, p)
 	}
 	return ports, nil
+}
+
+// The ports FreePort handed out in this process: never twice, so a server
+// killed and restarted on its port does not find it taken by another of
+// this binary's servers.
+var handedOut = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
+// FreePort returns a loopback port that was free a moment ago, for a
+// server started afterwards. It picks below the kernel's ephemeral range
+// (ip_local_port_range), so that the ports the kernel gives to listeners
+// on port 0 and to outgoing connections (toxiproxy's, clients', other
+// test binaries') cannot take it between the check and the server's
+// bind; it falls back to port 0 when that range leaves no room.
+func FreePort() (int, error) {
+	lo, hi := 20000, ephemeralLow()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if hi-lo >= 1000 {
+		for range 200 {
+			p := lo + mrand.IntN(hi-lo)
+			if handedOut.m[p] {
+				continue
+			}
+			ln, err := net.Listen("tcp", hostPort(p))
+			if err != nil {
+				continue
+			}
+			ln.Close()
+			handedOut.m[p] = true
+			return p, nil
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	p := ln.Addr().(*net.TCPAddr).Port
+	handedOut.m[p] = true
+	return p, nil
+}
+
+// FreeAddr is FreePort as 127.0.0.1:port; it fails t if no port is free.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	p, err := FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return hostPort(p)
+}
+
+// ephemeralLow is the lowest port of the kernel's ephemeral range (Linux;
+// 32768, the usual default, elsewhere).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 32768
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil || lo <= 0 {
+		return 32768
+	}
+	return lo
 }
 
 // hostPort is 127.0.0.1:port.
