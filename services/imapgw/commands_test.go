@@ -247,14 +247,7 @@ func TestQresyncSelect(t *testing.T) {
 		e.deliver(a, mail.Inbox, msg1)
 	}
 	c := login(t, e.gateway(nil), "qr@example.com")
-	c.ok("ENABLE QRESYNC")
-	lines := c.ok("SELECT INBOX")
-	var uv, hms string
-	for _, l := range lines {
-		fmt.Sscanf(l, "* OK [UIDVALIDITY %s", &uv)
-		fmt.Sscanf(l, "* OK [HIGHESTMODSEQ %s", &hms)
-	}
-	uv, hms = strings.TrimSuffix(uv, "]"), strings.TrimSuffix(hms, "]")
+	uv, hms := qresyncSelectInbox(c)
 	c.ok("LOGOUT")
 
 	// Changes while the client is away, through another pod.
@@ -266,7 +259,7 @@ func TestQresyncSelect(t *testing.T) {
 
 	c = login(t, e.gateway(nil), "qr@example.com")
 	c.ok("ENABLE QRESYNC")
-	lines = c.ok("SELECT INBOX (QRESYNC (%s %s 1:4))", uv, hms)
+	lines := c.ok("SELECT INBOX (QRESYNC (%s %s 1:4))", uv, hms)
 	if !has(lines, "* VANISHED (EARLIER) 3") {
 		t.Errorf("no VANISHED (EARLIER): %q", lines)
 	}
@@ -276,6 +269,17 @@ func TestQresyncSelect(t *testing.T) {
 	if has(lines, "UID 1 MODSEQ") {
 		t.Errorf("unchanged message reported: %q", lines)
 	}
+}
+
+// qresyncSelectInbox enables QRESYNC, selects INBOX and returns its
+// UIDVALIDITY and HIGHESTMODSEQ, as a client keeps them for a resync.
+func qresyncSelectInbox(c *raw) (uidValidity, highestModSeq string) {
+	c.ok("ENABLE QRESYNC")
+	for _, l := range c.ok("SELECT INBOX") {
+		fmt.Sscanf(l, "* OK [UIDVALIDITY %s", &uidValidity)
+		fmt.Sscanf(l, "* OK [HIGHESTMODSEQ %s", &highestModSeq)
+	}
+	return strings.TrimSuffix(uidValidity, "]"), strings.TrimSuffix(highestModSeq, "]")
 }
 
 // waitFor polls cond until it holds (a condition wait, bounded at 10s).
@@ -374,12 +378,7 @@ func TestQresyncWithheldExpunge(t *testing.T) {
 	}
 	gw := e.gateway(nil)
 	c := login(t, gw, "withheld@example.com")
-	c.ok("ENABLE QRESYNC")
-	var uv string
-	for _, l := range c.ok("SELECT INBOX") {
-		fmt.Sscanf(l, "* OK [UIDVALIDITY %s", &uv)
-	}
-	uv = strings.TrimSuffix(uv, "]")
+	uv, _ := qresyncSelectInbox(c)
 	other := login(t, gw, "withheld@example.com")
 	other.ok("SELECT INBOX")
 	other.ok(`STORE 1 +FLAGS (\Deleted)`)
@@ -456,13 +455,7 @@ func TestSelectRacingChanges(t *testing.T) {
 	}
 	gw := e.gateway(nil)
 	c := login(t, gw, "race@example.com")
-	c.ok("ENABLE QRESYNC")
-	var uv, hms string
-	for _, l := range c.ok("SELECT INBOX") {
-		fmt.Sscanf(l, "* OK [UIDVALIDITY %s", &uv)
-		fmt.Sscanf(l, "* OK [HIGHESTMODSEQ %s", &hms)
-	}
-	uv, hms = strings.TrimSuffix(uv, "]"), strings.TrimSuffix(hms, "]")
+	uv, hms := qresyncSelectInbox(c)
 	c.ok("LOGOUT")
 
 	mb, err := rs.Store.Mailbox(t.Context(), a.ID, mail.Inbox)
