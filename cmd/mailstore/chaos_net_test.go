@@ -35,6 +35,9 @@ type chaosNet struct {
 
 func newChaosNet(t *testing.T) *chaosNet {
 	t.Helper()
+	// Some toxics log through zerolog's global logger at trace level,
+	// which would fill the test's output.
+	zerolog.SetGlobalLevel(zerolog.WarnLevel)
 	srv := toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
 	return &chaosNet{t: t, server: srv, proxies: map[string]*toxiproxy.Proxy{}}
 }
