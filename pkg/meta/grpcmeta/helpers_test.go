@@ -128,8 +128,9 @@ func (s *stubStore) StoreFlags(_ context.Context, _ mail.AccountID, _ mail.Mailb
 	defer s.mu.Unlock()
 	s.lastFlags = c
 	return meta.FlagResult{
-		Updated:  []meta.Entry{{UID: 3, ModSeq: 10, Flags: c.Flags}},
-		Modified: mail.NewUIDSet(4, 5),
+		Updated:   []meta.Entry{{UID: 3, ModSeq: 10, Flags: c.Flags}},
+		Unchanged: []meta.Entry{{UID: 2, ModSeq: 7, Flags: []mail.Flag{mail.FlagFlagged}}},
+		Modified:  mail.NewUIDSet(4, 5),
 	}, nil
 }
 

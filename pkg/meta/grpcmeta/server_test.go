@@ -172,6 +172,9 @@ func TestArgumentsCross(t *testing.T) {
 		if len(r.Updated) != 1 || r.Updated[0].UID != 3 || r.Updated[0].ModSeq != 10 || r.Modified.String() != "4:5" {
 			t.Errorf("result = %+v", r)
 		}
+		if len(r.Unchanged) != 1 || r.Unchanged[0].UID != 2 || r.Unchanged[0].ModSeq != 7 || !slices.Equal(r.Unchanged[0].Flags, []mail.Flag{mail.FlagFlagged}) {
+			t.Errorf("unchanged entries = %+v", r.Unchanged)
+		}
 	})
 }
 

@@ -678,6 +678,7 @@ func (s *fakeStore) StoreFlags(ctx context.Context, acct mail.AccountID, mbox ma
 			nf = slices.DeleteFunc(slices.Clone(e.Flags), func(f mail.Flag) bool { return slices.Contains(flags, f) })
 		}
 		if slices.Equal(nf, e.Flags) {
+			res.Unchanged = append(res.Unchanged, meta.Entry{UID: u, ModSeq: e.ModSeq, Flags: slices.Clone(e.Flags)})
 			continue
 		}
 		was, is := slices.Contains(e.Flags, mail.FlagSeen), slices.Contains(nf, mail.FlagSeen)
