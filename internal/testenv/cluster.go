@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,19 +46,35 @@ func startCluster(server, cli string) ([]string, error) {
 		addrs = append(addrs, addr)
 	}
 
+	if err := createCluster(cli, addrs); err != nil {
+		return nil, err
+	}
+	return addrs, nil
+}
+
+// createCluster joins the nodes at addrs into a cluster of masters with
+// redis-cli and waits until every node sees it healthy.
+func createCluster(cli string, addrs []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
 	out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("redis-cli --cluster create %s: %w; output:\n%s", strings.Join(addrs, " "), err, out)
+		return fmt.Errorf("redis-cli --cluster create %s: %w; output:\n%s", strings.Join(addrs, " "), err, out)
 	}
+	return waitClusterOK(ctx, addrs)
+}
 
-	if err := waitClusterOK(ctx, addrs); err != nil {
-		return nil, err
+// clusterNodeArgs are a cluster node's own arguments, with its cluster
+// bus on busPort.
+func clusterNodeArgs(busPort int) []string {
+	return []string{
+		"--cluster-enabled", "yes",
+		"--cluster-config-file", "nodes.conf",
+		"--cluster-port", strconv.Itoa(busPort),
+		"--cluster-node-timeout", "5000",
 	}
-	return addrs, nil
 }
 
 // startClusterNode starts node i with an empty cluster config in its own
@@ -73,14 +90,7 @@ func startClusterNode(bin string, i int) (string, error) {
 		return "", err
 	}
 	addr := hostPort(ports[0])
-	args := append(redisBaseArgs(dir, ports[0]),
-		"--save", "",
-		"--appendonly", "no",
-		"--cluster-enabled", "yes",
-		"--cluster-config-file", "nodes.conf",
-		"--cluster-port", strconv.Itoa(ports[1]),
-		"--cluster-node-timeout", "5000",
-	)
+	args := slices.Concat(redisBaseArgs(dir, ports[0]), persistArgs(false), clusterNodeArgs(ports[1]))
 	p, err := startProcess("redis-server", dir, bin, args, nil)
 	if err != nil {
 		return "", err
@@ -167,17 +177,7 @@ func NewRedisCluster(t testing.TB, opts RedisOptions) *RedisClusterNodes {
 			if err != nil {
 				return nil, err
 			}
-			args := []string{"--save", "",
-				"--cluster-enabled", "yes",
-				"--cluster-config-file", "nodes.conf",
-				"--cluster-port", strconv.Itoa(ports[1]),
-				"--cluster-node-timeout", "5000",
-			}
-			if opts.AOF {
-				args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-			} else {
-				args = append(args, "--appendonly", "no")
-			}
+			args := slices.Concat(persistArgs(opts.AOF), clusterNodeArgs(ports[1]))
 			n := &RedisServer{t: t, bin: server, dir: dir, port: ports[0], addr: hostPort(ports[0]), args: args}
 			if err := n.start(); err != nil {
 				return nil, err
@@ -189,15 +189,7 @@ func NewRedisCluster(t testing.TB, opts RedisOptions) *RedisClusterNodes {
 		}
 		c.Nodes = append(c.Nodes, n)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
-	defer cancel()
-	addrs := c.Addrs()
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
-		fail(t, "redis cluster", fmt.Errorf("redis-cli --cluster create %s: %w; output:\n%s", strings.Join(addrs, " "), err, out))
-	}
-	if err := waitClusterOK(ctx, addrs); err != nil {
+	if err := createCluster(cli, c.Addrs()); err != nil {
 		fail(t, "redis cluster", err)
 	}
 	return c

@@ -84,12 +84,7 @@ func startRedis(bin string, opts RedisOptions) (*RedisServer, error) {
 		if err != nil {
 			return nil, err
 		}
-		args := []string{"--save", ""}
-		if opts.AOF {
-			args = append(args, "--appendonly", "yes", "--appendfsync", "always")
-		} else {
-			args = append(args, "--appendonly", "no")
-		}
+		args := persistArgs(opts.AOF)
 		srv := &RedisServer{
 			bin:  bin,
 			dir:  dir,
@@ -133,6 +128,15 @@ func redisBaseArgs(dir string, port int) []string {
 		"--logfile", "",
 		"--databases", "16",
 	}
+}
+
+// persistArgs: no snapshots, and with aof an append-only file synced at
+// every write (so that what a killed server acknowledged survives).
+func persistArgs(aof bool) []string {
+	if aof {
+		return []string{"--save", "", "--appendonly", "yes", "--appendfsync", "always"}
+	}
+	return []string{"--save", "", "--appendonly", "no"}
 }
 
 // Addr returns the server's address, host:port. It stays the same across

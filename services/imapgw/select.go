@@ -229,36 +229,23 @@ func (s *session) qresyncReport(ctx context.Context, qr *qresyncParams) error {
 			}
 		}
 	}
-	// The report must agree with the view this SELECT announced: a UID
-	// the view still holds was expunged after the view was read, and is
-	// announced as VANISHED at the first update point, like any later
-	// change; so are flag changes above the view's MODSEQ.
-	var notInView mail.UIDSet
+	// The report names only UIDs the client may know (its known-uids)
+	// and must agree with the view this SELECT announced: a UID the view
+	// still holds was expunged after the view was read, and is announced
+	// as VANISHED at the first update point, like any later change; so
+	// are flag changes above the view's MODSEQ.
+	var report mail.UIDSet
 	for _, r := range vanished {
 		for u := r.Start; ; u++ {
-			if v.seqOf(u) == 0 {
-				notInView = notInView.Add(u)
+			if v.seqOf(u) == 0 && (qr.known == nil || qr.known.Contains(u)) {
+				report = report.Add(u)
 			}
 			if u == r.Stop {
 				break
 			}
 		}
 	}
-	vanished = notInView
-	if qr.known != nil {
-		var in mail.UIDSet
-		for _, r := range vanished {
-			for u := r.Start; ; u++ {
-				if qr.known.Contains(u) {
-					in = in.Add(u)
-				}
-				if u == r.Stop {
-					break
-				}
-			}
-		}
-		vanished = in
-	}
+	vanished = report
 	if len(vanished) > 0 {
 		s.enc.Raw("* VANISHED (EARLIER) ").Raw(vanished.String()).CRLF()
 	}
